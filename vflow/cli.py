@@ -1,0 +1,116 @@
+"""The command line: ``vflow run | check | stages``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import traceback
+from pathlib import Path
+from typing import Sequence
+
+from rich.console import Console
+from rich.table import Table
+
+from .pipeline import Cancelled, Pipeline, StageError, VflowError, available
+from .pipeline.progress import LiveView
+from .pipeline.stage import stage_params
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="vflow", description="Streaming video restoration with YAML graphs of stages.")
+    sub = p.add_subparsers(dest="command", required=True)
+    for name, helptext in (("run", "run a graph"), ("check", "validate a graph without running it")):
+        c = sub.add_parser(name, help=helptext)
+        c.add_argument("graph", help="a graph file, or the name of a shipped graph (e.g. copy)")
+        c.add_argument("-i", "--input", help="input video (default: the bundled sample clip)")
+        c.add_argument("-o", "--output", help="output file (default: ./vflow-out/NAME-GRAPH.mp4)")
+        c.add_argument("--set", action="append", default=[], metavar="STAGE.PARAM=VALUE", help="override a param")
+        c.add_argument("--var", action="append", default=[], metavar="NAME=VALUE", help="set a ${variable}")
+        c.add_argument("--debug", action="store_true", help="show tracebacks")
+        if name == "run":
+            c.add_argument("--json", metavar="REPORT", help="write the run's figures as JSON")
+            c.add_argument("-q", "--quiet", action="store_true", help="no live view or summary")
+    sub.add_parser("stages", help="list every registered stage with its params")
+    return p
+
+
+def _load(args: argparse.Namespace) -> Pipeline:
+    variables: dict[str, str | None] = {"input": args.input, "output": args.output}
+    for assignment in args.var:
+        name, eq, value = assignment.partition("=")
+        if not eq:
+            raise VflowError(f"--var expects NAME=VALUE, got '{assignment}'")
+        variables[name.strip()] = value
+    pipeline = Pipeline.load(args.graph, **variables)
+    for assignment in args.set:
+        pipeline.set(assignment)
+    return pipeline
+
+
+def _run(args: argparse.Namespace) -> int:
+    pipeline = _load(args).build()
+    stats = pipeline.stats
+    error: VflowError | None = None
+    try:
+        if args.quiet:
+            report = pipeline.run()
+        else:
+            with LiveView(stats) as view:
+                report = pipeline.run(on_tick=view.tick)
+    except VflowError as e:
+        error = e
+    if args.json:
+        data = {"ok": error is None, "error": None if error is None else str(error),
+                "stages": {s.name: vars(s) for s in stats}}
+        if error is None:
+            data["wall_s"] = report.wall_s
+        Path(args.json).write_text(json.dumps(data, indent=2, default=str))
+    if error is not None:
+        raise error
+    outputs = [p for s in pipeline.spec.stages.values() for k, p in s.params.items() if k == "path" and s.type == "encode"]
+    if outputs and not args.quiet:
+        Console(stderr=True).print(f"wrote {', '.join(outputs)}")
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    pipeline = _load(args)
+    pipeline.check()
+    print(f"{args.graph}: ok ({len(pipeline.spec.stages)} stages, {len(pipeline.spec.edges)} edges)")
+    return 0
+
+
+def _stages(_: argparse.Namespace) -> int:
+    console = Console()
+    for name, cls in available().items():
+        table = Table(title=f"{name}  ({cls.__module__}.{cls.__qualname__})", title_justify="left")
+        for col in ("param", "type", "default"):
+            table.add_column(col)
+        for p in stage_params(cls).values():
+            table.add_row(p.name, p.type_name, "(required)" if p.required else repr(p.default))
+        console.print(table)
+        doc = (cls.__doc__ or "").strip()
+        console.print(f"inputs: {', '.join(cls.inputs) or '-'}; outputs: {', '.join(cls.outputs) or '-'}")
+        if doc:
+            console.print(doc, markup=False, highlight=False)
+        console.print()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    command = {"run": _run, "check": _check, "stages": _stages}[args.command]
+    try:
+        return command(args)
+    except Cancelled as e:
+        print(f"vflow: {e}", file=sys.stderr)
+        return 130
+    except VflowError as e:
+        if getattr(args, "debug", False):
+            traceback.print_exc()
+        print(f"vflow: error: {e}", file=sys.stderr)
+        return 1 if isinstance(e, StageError) else 2
+    except KeyboardInterrupt:
+        print("vflow: interrupted (Ctrl-C)", file=sys.stderr)
+        return 130

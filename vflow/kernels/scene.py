@@ -1,0 +1,236 @@
+"""Streaming hard-cut detection.
+
+Each frame is reduced to a small block-averaged picture (about 160 px wide): its luma plane and a
+hue/saturation histogram with one extra bin for achromatic pixels. Two frames differ by the mean
+absolute luma difference after matching their mean luma (a clamped gain, so film flicker and
+flashes do not count) plus a weighted histogram distance.
+
+A frame ``t`` starts a new shot when the frames just before it (``t-L .. t-1``) and the frames from
+it on (``t .. t+L-1``) are far apart *pairwise* — the closest cross pair still differs — while the
+frames inside each side stay close together. This rejects one-frame flashes and objects sweeping
+past the camera (the picture comes back, so some cross pair is close), and flickering or fast
+action (large differences inside a side). The cross distance must also beat an absolute floor and
+a multiple of the rolling median of recent frame-to-frame differences.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+import numba as nb
+import numpy as np
+
+HIST_BINS = 16 * 4 + 1  # 16 hues x 4 saturations, plus one achromatic bin
+
+
+@nb.njit(nogil=True, cache=True, parallel=True)
+def downscale_rgb(frames: np.ndarray, step: int) -> np.ndarray:
+    """Block-average ``(N, H, W, 3)`` uint8 frames by ``step`` into ``(N, H//step, W//step, 3)`` float32."""
+    n = frames.shape[0]
+    h = frames.shape[1] // step
+    w = frames.shape[2] // step
+    out = np.empty((n, h, w, 3), np.float32)
+    inv = 1.0 / (step * step)
+    for job in nb.prange(n * h):
+        f = job // h
+        r = job % h
+        acc = np.zeros((w, 3), np.uint32)
+        for sy in range(r * step, (r + 1) * step):
+            row = frames[f, sy]
+            for bx in range(w):
+                x0 = bx * step
+                for sx in range(x0, x0 + step):
+                    acc[bx, 0] += row[sx, 0]
+                    acc[bx, 1] += row[sx, 1]
+                    acc[bx, 2] += row[sx, 2]
+        for bx in range(w):
+            for c in range(3):
+                out[f, r, bx, c] = acc[bx, c] * inv
+    return out
+
+
+@nb.njit(nogil=True, cache=True, parallel=True)
+def luma_and_hist(small: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """BT.601 luma planes, their means and normalised hue/saturation histograms of small RGB frames."""
+    n, h, w, _ = small.shape
+    luma = np.empty((n, h, w), np.float32)
+    means = np.empty(n, np.float32)
+    hist = np.zeros((n, HIST_BINS), np.float32)
+    for f in nb.prange(n):
+        total = 0.0
+        for y in range(h):
+            for x in range(w):
+                r = small[f, y, x, 0]
+                g = small[f, y, x, 1]
+                b = small[f, y, x, 2]
+                v = 0.299 * r + 0.587 * g + 0.114 * b
+                luma[f, y, x] = v
+                total += v
+                mx = max(r, g, b)
+                chroma = mx - min(r, g, b)
+                if chroma < 25.5 or mx < 25.5:
+                    hist[f, HIST_BINS - 1] += 1.0
+                    continue
+                if mx == r:
+                    hue = ((g - b) / chroma) % 6.0
+                elif mx == g:
+                    hue = (b - r) / chroma + 2.0
+                else:
+                    hue = (r - g) / chroma + 4.0
+                hb = min(int(hue * (16.0 / 6.0)), 15)
+                sb = min(int(chroma / mx * 4.0), 3)
+                hist[f, hb * 4 + sb] += 1.0
+        means[f] = total / (h * w)
+        for k in range(HIST_BINS):
+            hist[f, k] /= h * w
+    return luma, means, hist
+
+
+@nb.njit(nogil=True, cache=True)
+def frame_distance(
+    ya: np.ndarray, ma: float, ha: np.ndarray, yb: np.ndarray, mb: float, hb: np.ndarray,
+    max_gain: float, hist_weight: float,
+) -> float:
+    """Gain-matched mean absolute luma difference plus ``hist_weight`` x half-L1 histogram distance."""
+    g = min(max((ma + 2.0) / (mb + 2.0), 1.0 / max_gain), max_gain)
+    acc = 0.0
+    for y in range(ya.shape[0]):
+        for x in range(ya.shape[1]):
+            acc += abs(ya[y, x] - g * yb[y, x])
+    hd = 0.0
+    for k in range(ha.shape[0]):
+        hd += abs(ha[k] - hb[k])
+    return acc / ya.size + hist_weight * 0.5 * hd
+
+
+@nb.njit(nogil=True, cache=True, parallel=True)
+def band_distances(
+    luma: np.ndarray, means: np.ndarray, hist: np.ndarray, band: int, max_gain: float, hist_weight: float,
+) -> np.ndarray:
+    """``out[i, k] = distance(i, i + k)`` for ``1 <= k < band`` (NaN past the end)."""
+    n = luma.shape[0]
+    out = np.full((n, band), np.nan, np.float32)
+    for job in nb.prange(n * band):
+        i = job // band
+        k = job % band
+        j = i + k
+        if k == 0 or j >= n:
+            continue
+        out[i, k] = frame_distance(luma[i], means[i], hist[i], luma[j], means[j], hist[j], max_gain, hist_weight)
+    return out
+
+
+class SceneDetector:
+    """Streaming hard-cut detector; ``push`` batches of frames, then ``flush`` at end of stream.
+
+    A decision about frame ``t`` needs frames up to ``t + lookahead``, so ``push`` may report cuts
+    in frames of earlier batches and ``flush`` reports those of the last ``lookahead`` frames.
+    Reported indices are absolute (counted since construction or ``reset``) and increasing.
+    """
+
+    def __init__(
+        self,
+        width: int = 160,
+        window: int = 4,
+        min_score: float = 12.0,
+        contrast: float = 1.7,
+        median_ratio: float = 2.0,
+        history: int = 48,
+        min_scene_len: int = 8,
+        max_gain: float = 1.6,
+        hist_weight: float = 32.0,
+        isolation: float = 2.0,
+    ) -> None:
+        """``window``: frames compared on each side of a candidate cut; ``min_score``: absolute floor
+        (luma levels) of the closest cross pair; ``contrast``: how much the cross distance must beat
+        the largest distance within a side; ``median_ratio``: how much it must beat the median of the
+        last ``history`` frame-to-frame differences; ``min_scene_len``: shortest shot in frames;
+        ``isolation``: a frame is left out of the comparison (flash, dirt) when its two neighbours are
+        this many times closer to each other than to it."""
+        self.width, self.window, self.min_score = width, window, min_score
+        self.contrast, self.median_ratio, self.history = contrast, median_ratio, history
+        self.min_scene_len, self.max_gain, self.hist_weight = min_scene_len, max_gain, hist_weight
+        self.isolation = isolation
+        self.reset()
+
+    @property
+    def lookahead(self) -> int:
+        """Frames after ``t`` that must have been pushed before ``t`` is decided."""
+        return self.window
+
+    def reset(self) -> None:
+        """Forget all frames; the next pushed frame is index 0."""
+        self._luma: np.ndarray | None = None  # features of buffered frames, oldest first
+        self._means = np.empty(0, np.float32)
+        self._hist = np.empty((0, HIST_BINS), np.float32)
+        self._first = 0  # absolute index of the first buffered frame
+        self._next = 1  # next frame to decide (frame 0 never starts a cut)
+        self._last_cut = 0
+        self._diffs: deque[float] = deque(maxlen=self.history)
+
+    def push(self, frames: np.ndarray) -> list[int]:
+        """Add ``(N, H, W, 3)`` uint8 RGB frames; return the cuts that became decidable."""
+        if frames.ndim != 4 or frames.shape[3] != 3 or frames.dtype != np.uint8:
+            raise ValueError(f"expected (N, H, W, 3) uint8 frames, got {frames.shape} {frames.dtype}")
+        if len(frames) == 0:
+            return []
+        step = max(1, frames.shape[2] // self.width)
+        luma, means, hist = luma_and_hist(downscale_rgb(np.ascontiguousarray(frames), step))
+        if self._luma is not None and self._luma.shape[1:] != luma.shape[1:]:
+            raise ValueError(f"frame size changed: small luma {self._luma.shape[1:]} -> {luma.shape[1:]}")
+        self._luma = luma if self._luma is None else np.concatenate([self._luma, luma])
+        self._means = np.concatenate([self._means, means])
+        self._hist = np.concatenate([self._hist, hist])
+        return self._decide(final=False)
+
+    def flush(self) -> list[int]:
+        """Decide the frames still waiting for look-ahead (end of stream)."""
+        return self._decide(final=True)
+
+    def _decide(self, final: bool) -> list[int]:
+        if self._luma is None:
+            return []
+        L = self.window
+        end = self._first + len(self._luma)  # one past the last buffered frame
+        last = end - 1 if final else end - L - 1  # last frame that can be decided now
+        cuts: list[int] = []
+        if last >= self._next:
+            d = band_distances(self._luma, self._means, self._hist, 2 * L, self.max_gain, self.hist_weight)
+            for t in range(self._next, last + 1):
+                if self._is_cut(d, t, end):
+                    cuts.append(t)
+                    self._last_cut = t
+            self._next = last + 1
+        keep = max(self._next - L, self._first)  # the oldest frame a later decision looks at
+        drop = keep - self._first
+        if drop:
+            self._luma, self._means, self._hist = self._luma[drop:], self._means[drop:], self._hist[drop:]
+            self._first = keep
+        return cuts
+
+    def _is_cut(self, d: np.ndarray, t: int, end: int) -> bool:
+        def dist(i: int, j: int) -> float:
+            return float(d[i - self._first, j - i])
+
+        def isolated(i: int) -> bool:  # a flash or dirt frame: its two neighbours agree with each other
+            if i - 1 < self._first or i + 1 >= end:
+                return False
+            return self.isolation * dist(i - 1, i + 1) < min(dist(i - 1, i), dist(i, i + 1))
+
+        def side(frames: range) -> list[int]:
+            kept = [i for i in frames if not isolated(i)]
+            return kept or list(frames)
+
+        pre = side(range(max(self._first, t - self.window), t))
+        post = side(range(t, min(end, t + self.window)))
+        step = dist(t - 1, t)
+        baseline = float(np.median(self._diffs)) if self._diffs else 0.0
+        self._diffs.append(step)
+        cross = min(dist(i, j) for i in pre for j in post)
+        inside = max([dist(i, j) for s in (pre, post) for i in s for j in s if j > i], default=0.0)
+        return (
+            t - self._last_cut >= self.min_scene_len
+            and cross >= self.min_score
+            and cross >= self.contrast * (inside + 2.0)
+            and cross >= self.median_ratio * baseline
+        )

@@ -1,0 +1,1 @@
+"""PyAV helpers shared by the decode and encode stages: opening files and colour conversion."""

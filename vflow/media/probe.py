@@ -1,0 +1,46 @@
+"""Opening media files with errors that say what is wrong with which file."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import av
+
+from ..pipeline.errors import VflowError
+
+
+class MediaError(VflowError):
+    """A file that cannot be read or written as media."""
+
+
+def open_input(path: str | Path) -> av.container.InputContainer:
+    p = Path(path)
+    if not p.exists():
+        raise MediaError(f"input file '{p}' does not exist")
+    if p.is_dir():
+        raise MediaError(f"input '{p}' is a directory, not a video file")
+    try:
+        return av.open(str(p), "r")
+    except PermissionError:
+        raise MediaError(f"input file '{p}' is not readable (permission denied)") from None
+    except av.FFmpegError as e:
+        raise MediaError(f"input file '{p}' is not a video FFmpeg can read ({e.strerror or e}); "
+                         f"is it truncated or not a video?") from None
+
+
+def frame_rate(stream: av.video.stream.VideoStream) -> Fraction | None:
+    """The stream's average frame rate, ignoring the bogus values some demuxers report (DV: 60000)."""
+    for rate in (stream.average_rate, stream.guessed_rate, stream.base_rate):
+        if rate and 0 < rate < 1000:
+            return Fraction(rate)
+    return None
+
+
+def expected_frames(stream: av.video.stream.VideoStream, rate: Fraction | None) -> int | None:
+    if stream.frames:
+        return int(stream.frames)
+    container = stream.container
+    if rate and container.duration:
+        return round(container.duration / av.time_base * rate)
+    return None

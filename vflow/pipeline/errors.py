@@ -1,0 +1,46 @@
+"""Errors that vflow reports to users: one paragraph, naming the file, the YAML line or the stage."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Location:
+    """A place in a graph file: ``file:line:column`` (1-based)."""
+
+    file: str
+    line: int
+    column: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}"
+
+
+class VflowError(Exception):
+    """Base of every error vflow reports to users; ``str(err)`` is the whole message."""
+
+
+class GraphError(VflowError):
+    """A graph that cannot be built: bad YAML, unknown stage or param, bad edge, cycle, bad input/output."""
+
+    def __init__(self, message: str, where: Location | None = None, stage: str | None = None):
+        self.where, self.stage, self.detail = where, stage, message
+        prefix = f"{where}: " if where else ""
+        if stage is not None:
+            prefix += f"stage '{stage}': "
+        super().__init__(prefix + message)
+
+
+class StageError(VflowError):
+    """A stage failed while frames were flowing; names the stage, its type and the pts it was at."""
+
+    def __init__(self, stage: str, type_name: str, pts: float | None, cause: BaseException):
+        self.stage, self.type_name, self.pts, self.cause = stage, type_name, pts, cause
+        at = f" at pts {pts:.3f} s" if pts is not None else ""
+        reason = str(cause) or type(cause).__name__
+        super().__init__(f"stage '{stage}' ({type_name}) failed{at}: {type(cause).__name__}: {reason}")
+
+
+class Cancelled(VflowError):
+    """The run was stopped from outside (Ctrl-C or ``Pipeline.cancel``)."""

@@ -1,0 +1,156 @@
+"""What flows on the edges: video ``FrameBatch``es, ``AudioChunk``s, and the stream info negotiated at build time.
+
+These names are public API: stages of other packages rely on them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any
+
+import torch
+
+# H.273 / FFmpeg code points (AVColorSpace, AVColorRange, AVColorPrimaries, AVColorTransferCharacteristic).
+MATRIX_NAMES = {0: "rgb", 1: "bt709", 2: "unknown", 4: "fcc", 5: "bt470bg", 6: "smpte170m", 7: "smpte240m",
+                9: "bt2020nc", 10: "bt2020c"}
+RANGE_NAMES = {0: "unknown", 1: "tv", 2: "pc"}
+UNSPECIFIED = 2  # for matrix, primaries and transfer
+RANGE_UNSPECIFIED, RANGE_TV, RANGE_PC = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class ColorInfo:
+    """The colour metadata of a stream, as H.273 code points: matrix, range, primaries, transfer.
+
+    ``matrix`` and ``range`` say how YUV maps to the RGB frames vflow carries; they are honoured when
+    decoding to RGB and when encoding back, and tagged on the output so players show the same colours.
+    """
+
+    matrix: int = UNSPECIFIED
+    range: int = RANGE_UNSPECIFIED
+    primaries: int = UNSPECIFIED
+    transfer: int = UNSPECIFIED
+
+    def resolved(self, height: int, full_range_format: bool = False) -> "ColorInfo":
+        """The colours a player assumes when tags are missing: BT.709 from 720 lines up, else BT.601; limited range."""
+        matrix = self.matrix
+        if matrix in (UNSPECIFIED, 3, 0):
+            matrix = 1 if height >= 720 else 6
+        rng = self.range or (RANGE_PC if full_range_format else RANGE_TV)
+        return ColorInfo(matrix, rng, self.primaries, self.transfer)
+
+    def describe(self) -> str:
+        return f"{MATRIX_NAMES.get(self.matrix, self.matrix)}/{RANGE_NAMES.get(self.range, self.range)}"
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What a video port carries, known before the first frame (negotiated at build time)."""
+
+    width: int
+    height: int
+    time_base: Fraction
+    frame_rate: Fraction | None = None     # average rate; pts are the truth (VFR is kept)
+    color: ColorInfo = ColorInfo()
+    frames: int | None = None              # expected frame count, for progress and ETA
+    start_pts: int = 0
+    sample_aspect: Fraction | None = None
+    field_order: str = "progressive"
+    rotation: int = 0                      # degrees already applied by decode (frames are upright)
+    bit_depth: int = 8
+
+    def replace(self, **fields: Any) -> "VideoInfo":
+        return dataclasses.replace(self, **fields)
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    """What an audio port carries: one entry per audio stream of the source.
+
+    ``streams`` holds the source's PyAV streams (templates for stream copy and decoders).
+    """
+
+    streams: tuple[Any, ...] = ()
+
+    def replace(self, **fields: Any) -> "AudioInfo":
+        return dataclasses.replace(self, **fields)
+
+
+@dataclass(frozen=True, eq=False)
+class FrameBatch:
+    """N video frames: ``frames`` is a CPU uint8 tensor (N, H, W, 3) RGB, contiguous.
+
+    ``pts`` (int64, one per frame) counts ``time_base`` units; ``scene`` (int64) is each frame's scene
+    index (0 until a scene splitter runs); ``seq`` numbers batches in stream order. Batches are shared
+    between fan-out branches: never modify ``frames`` in place, make a new batch with ``replace``.
+    """
+
+    frames: torch.Tensor
+    pts: torch.Tensor
+    time_base: Fraction
+    seq: int = 0
+    scene: torch.Tensor | None = None
+    color: ColorInfo = field(default_factory=ColorInfo)
+
+    def __post_init__(self) -> None:
+        f = self.frames
+        if f.dtype != torch.uint8 or f.dim() != 4 or f.shape[-1] != 3:
+            raise ValueError(f"FrameBatch.frames must be uint8 (N, H, W, 3), got {f.dtype} {tuple(f.shape)}")
+        if f.device.type != "cpu" or not f.is_contiguous():
+            raise ValueError("FrameBatch.frames must be a contiguous CPU tensor")
+        if self.pts.dtype != torch.int64 or self.pts.shape != (f.shape[0],):
+            raise ValueError(f"FrameBatch.pts must be int64 with one entry per frame, got {tuple(self.pts.shape)}")
+        if self.scene is None:
+            object.__setattr__(self, "scene", torch.zeros(f.shape[0], dtype=torch.int64))
+        elif self.scene.shape != (f.shape[0],):
+            raise ValueError("FrameBatch.scene must have one entry per frame")
+
+    def __len__(self) -> int:
+        return int(self.frames.shape[0])
+
+    @property
+    def height(self) -> int:
+        return int(self.frames.shape[1])
+
+    @property
+    def width(self) -> int:
+        return int(self.frames.shape[2])
+
+    def seconds(self, i: int = 0) -> float:
+        """Presentation time of frame ``i`` in seconds."""
+        return float(int(self.pts[i]) * self.time_base)
+
+    def replace(self, **fields: Any) -> "FrameBatch":
+        """A new batch with some fields changed (the others shared)."""
+        return dataclasses.replace(self, **fields)
+
+
+@dataclass(frozen=True, eq=False)
+class AudioChunk:
+    """Audio of one source stream: compressed ``packets`` (stream copy) or decoded ``frames`` (filtering).
+
+    Exactly one of the two lists is non-empty. ``stream`` is the index among the source's audio streams;
+    timestamps live on the packets/frames themselves, in ``time_base`` units.
+    """
+
+    stream: int
+    time_base: Fraction
+    packets: tuple[Any, ...] = ()
+    frames: tuple[Any, ...] = ()
+
+    def __post_init__(self) -> None:
+        if bool(self.packets) == bool(self.frames):
+            raise ValueError("AudioChunk needs packets or frames, not both and not neither")
+
+    @property
+    def pts(self) -> int | None:
+        first = (self.packets or self.frames)[0]
+        return first.pts
+
+    def seconds(self) -> float | None:
+        return None if self.pts is None else float(self.pts * self.time_base)
+
+    def replace(self, **fields: Any) -> "AudioChunk":
+        return dataclasses.replace(self, **fields)

@@ -1,0 +1,62 @@
+"""The rich live view of a run (frames, fps, queue fill, busy %, ETA) and its closing summary table."""
+
+from __future__ import annotations
+
+import time
+
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from .runner import StageStats
+
+
+def _table(stats: list[StageStats], elapsed: float, title: str, final: bool) -> Table:
+    table = Table(title=title, title_justify="left", expand=False)
+    for col in ("stage", "type", "state", "frames", "fps", "queue", "peak", "busy %"):
+        table.add_column(col, justify="left" if col in ("stage", "type", "state") else "right")
+    if not final:
+        table.add_column("ETA", justify="right")
+    for s in stats:
+        frames = max(s.frames_in, s.frames_out)
+        wall = s.wall_s if final and s.wall_s else elapsed
+        fps = frames / wall if wall > 0 else 0.0
+        busy = (s.busy_s if final else max(0.0, elapsed - s.wait_s)) / wall * 100 if wall > 0 else 0.0
+        row = [s.name, s.type_name, s.state, str(frames), f"{fps:.1f}", f"{s.queue_fill}/{s.queue_size}",
+               str(s.peak_queue), f"{min(busy, 100):.0f}"]
+        if not final:
+            row.append(_eta(s, frames, fps))
+        table.add_row(*row)
+    return table
+
+
+def _eta(s: StageStats, frames: int, fps: float) -> str:
+    if not s.expected_frames or fps <= 0 or s.state != "running":
+        return ""
+    left = max(0, s.expected_frames - frames) / fps
+    return time.strftime("%H:%M:%S", time.gmtime(left))
+
+
+class LiveView:
+    """Refreshed from the runner's main-thread tick; ``close`` prints the summary."""
+
+    def __init__(self, stats: list[StageStats], console: Console | None = None):
+        self.stats = stats
+        self.console = console or Console(stderr=True)
+        self.t0 = time.perf_counter()
+        self.live = Live(self._render(False), console=self.console, refresh_per_second=4, transient=True)
+
+    def _render(self, final: bool) -> Table:
+        elapsed = time.perf_counter() - self.t0
+        return _table(self.stats, elapsed, f"vflow {'done in' if final else 'running'} {elapsed:.1f} s", final)
+
+    def __enter__(self) -> "LiveView":
+        self.live.__enter__()
+        return self
+
+    def tick(self) -> None:
+        self.live.update(self._render(False))
+
+    def __exit__(self, *exc: object) -> None:
+        self.live.__exit__(None, None, None)
+        self.console.print(self._render(True))

@@ -1,0 +1,228 @@
+"""The runtime: one thread per stage, a bounded inbox per stage, in-band EOS and failure, cancel and joins."""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable
+
+from .errors import Cancelled, StageError, VflowError
+from .frames import AudioChunk, FrameBatch
+from .signals import EOS, StageFailure
+from .stage import Stage, iter_results, port_kind
+
+POLL_S = 0.05      # how often blocked waits look at the cancel flag
+JOIN_S = 2.0       # how long a stop may take before the threads that did not stop are named
+
+
+class _Stop(Exception):
+    """Raised inside a stage thread when the run is cancelled or an upstream stage failed."""
+
+
+@dataclass
+class StageStats:
+    """Live figures of one stage; the progress view reads them while the run goes on."""
+
+    name: str
+    type_name: str
+    queue_size: int
+    expected_frames: int | None = None
+    frames_in: int = 0
+    frames_out: int = 0
+    items_in: int = 0
+    busy_s: float = 0.0
+    wait_s: float = 0.0
+    wall_s: float = 0.0
+    queue_fill: int = 0
+    peak_queue: int = 0
+    state: str = "waiting"
+    last_pts: float | None = None
+
+
+@dataclass
+class Report:
+    """What a run did: per-stage frame counts, times and peak queue fill."""
+
+    ok: bool
+    wall_s: float
+    stages: dict[str, StageStats] = field(default_factory=dict)
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "wall_s": round(self.wall_s, 4), "error": self.error,
+                "stages": {n: asdict(s) for n, s in self.stages.items()}}
+
+
+@dataclass
+class Node:
+    """A stage at run time: its instance, inbox and outgoing edges per port."""
+
+    name: str
+    stage: Stage
+    stats: StageStats
+    n_inputs: int
+    inbox: "queue.Queue[tuple[str, Any]] | None"
+    routes: dict[str, list[tuple["Node", str]]]
+
+
+class Runner:
+    """Runs built nodes to completion; the first failure cancels the whole graph."""
+
+    def __init__(self, nodes: list[Node], cancel: threading.Event):
+        self.nodes = nodes
+        self.cancel = cancel
+        self._error: StageError | None = None
+        self._lock = threading.Lock()
+
+    # -- stage threads -------------------------------------------------------------------------
+    def _get(self, node: Node) -> tuple[str, Any]:
+        assert node.inbox is not None
+        t0 = time.perf_counter()
+        try:
+            while True:
+                if self.cancel.is_set():
+                    raise _Stop
+                try:
+                    got = node.inbox.get(timeout=POLL_S)
+                except queue.Empty:
+                    continue
+                node.stats.queue_fill = node.inbox.qsize()
+                return got
+        finally:
+            node.stats.wait_s += time.perf_counter() - t0
+
+    def _put(self, src: Node, dst: Node, msg: tuple[str, Any], sentinel: bool = False) -> None:
+        """Put into ``dst``'s bounded inbox, blocking (backpressure) until there is room or the run stops."""
+        assert dst.inbox is not None
+        t0 = time.perf_counter()
+        try:
+            while True:
+                if self.cancel.is_set() and not sentinel:
+                    raise _Stop
+                try:
+                    dst.inbox.put(msg, timeout=POLL_S)
+                except queue.Full:
+                    if sentinel and self.cancel.is_set():
+                        return  # best effort: downstream sees the cancel flag anyway
+                    continue
+                fill = dst.inbox.qsize()
+                dst.stats.queue_fill = fill
+                dst.stats.peak_queue = max(dst.stats.peak_queue, fill)
+                return
+        finally:
+            src.stats.wait_s += time.perf_counter() - t0
+
+    def _emit(self, node: Node, result: Any) -> None:
+        ports = node.stage.outputs
+        if len(ports) == 1:
+            port, item = next(iter(ports)), result
+        elif isinstance(result, tuple) and len(result) == 2 and result[0] in ports:
+            port, item = result
+        else:
+            raise TypeError(f"a stage with several outputs ({', '.join(ports)}) must yield (port, item) pairs")
+        kind = port_kind(item)
+        if kind is not ports[port]:
+            raise TypeError(f"output port '{port}' carries {ports[port].__name__}, got {kind.__name__}")
+        if isinstance(item, FrameBatch):
+            node.stats.frames_out += len(item)
+        for dst, dst_port in node.routes.get(port, ()):
+            self._put(node, dst, (dst_port, item))
+
+    def _broadcast(self, node: Node, signal: Any) -> None:
+        for edges in node.routes.values():
+            for dst, dst_port in edges:
+                self._put(node, dst, (dst_port, signal), sentinel=True)
+
+    def _fail(self, node: Node, exc: BaseException) -> None:
+        with self._lock:
+            if self._error is None and not (isinstance(exc, _Stop)):
+                err = StageError(node.name, node.stats.type_name, node.stats.last_pts, exc)
+                err.__cause__ = exc
+                self._error = err
+        self.cancel.set()
+
+    def _main(self, node: Node) -> None:
+        stats, stage = node.stats, node.stage
+        t_start = time.perf_counter()
+        stats.state = "running"
+        try:
+            if node.n_inputs == 0:
+                for result in stage.generate():
+                    self._note_pts(stats, result)
+                    self._emit(node, result)
+            else:
+                open_inputs = node.n_inputs
+                while open_inputs:
+                    port, item = self._get(node)
+                    if item is EOS:
+                        open_inputs -= 1
+                        continue
+                    if isinstance(item, StageFailure):
+                        raise _Stop
+                    stats.items_in += 1
+                    if isinstance(item, FrameBatch):
+                        stats.frames_in += len(item)
+                    self._note_pts(stats, item)
+                    for result in iter_results(stage.process_port(port, item)):
+                        self._emit(node, result)
+                for result in iter_results(stage.finish()):
+                    self._emit(node, result)
+            self._broadcast(node, EOS)
+            stats.state = "done"
+        except _Stop:
+            stats.state = "stopped"
+            self._broadcast(node, StageFailure(node.name))
+        except BaseException as exc:  # noqa: BLE001 - every failure is reported once, with the stage
+            stats.state = "failed"
+            self._fail(node, exc)
+            self._broadcast(node, StageFailure(node.name))
+        finally:
+            stats.wall_s = time.perf_counter() - t_start
+            stats.busy_s = max(0.0, stats.wall_s - stats.wait_s)
+
+    @staticmethod
+    def _note_pts(stats: StageStats, item: Any) -> None:
+        if isinstance(item, tuple) and len(item) == 2:
+            item = item[1]
+        if isinstance(item, FrameBatch) and len(item):
+            stats.last_pts = item.seconds(0)
+        elif isinstance(item, AudioChunk) and stats.last_pts is None:
+            stats.last_pts = item.seconds()
+
+    # -- main thread ---------------------------------------------------------------------------
+    def run(self, on_tick: Callable[[], None] | None = None, tick_s: float = 0.1) -> None:
+        """Start every stage thread and wait; raises StageError, or Cancelled on Ctrl-C."""
+        threads = [threading.Thread(target=self._main, args=(n,), name=f"vflow:{n.name}", daemon=False)
+                   for n in self.nodes]
+        interrupted = False
+        for t in threads:
+            t.start()
+        try:
+            while any(t.is_alive() for t in threads):
+                for t in threads:
+                    t.join(timeout=tick_s / len(threads))
+                if on_tick is not None:
+                    on_tick()
+        except KeyboardInterrupt:
+            interrupted = True
+            self.cancel.set()
+        finally:
+            self._join_all(threads)
+        if on_tick is not None:
+            on_tick()
+        if self._error is not None:
+            raise self._error
+        if interrupted:
+            raise Cancelled("interrupted (Ctrl-C): every stage stopped and partial output was removed")
+        if self.cancel.is_set():
+            raise Cancelled("the run was cancelled: every stage stopped and partial output was removed")
+
+    def _join_all(self, threads: list[threading.Thread]) -> None:
+        deadline = time.monotonic() + JOIN_S
+        for t in threads:
+            t.join(timeout=max(0.0, deadline - time.monotonic()))
+        stuck = [t.name for t in threads if t.is_alive()]
+        if stuck:
+            raise VflowError(f"threads did not stop within {JOIN_S:.0f} s: {', '.join(stuck)}")

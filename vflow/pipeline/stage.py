@@ -1,0 +1,194 @@
+"""The stage contract.
+
+A stage is a small class, registered under a short name with ``@vflow.stage("name")``::
+
+    @vflow.stage("gain")
+    class Gain(vflow.Stage):
+        '''Multiply pixel values.'''
+
+        def __init__(self, factor: float = 1.0):          # typed scalars only: these are the YAML params
+            self.factor = factor
+
+        def process(self, batch: vflow.FrameBatch) -> vflow.FrameBatch:
+            out = (batch.frames.float() * self.factor).clamp(0, 255).to(torch.uint8)
+            return batch.replace(frames=out)
+
+Lifecycle, called by the runtime, each in the stage's own thread except ``__init__`` and ``setup``:
+
+1. ``__init__(**params)``: cheap; params are typed scalars (int, float, str, bool, ``Literal[...]``,
+   ``X | None``) with defaults, checked against the YAML before anything runs.
+2. ``setup(ctx) -> dict | None``: once, at build time, in graph order, before any frame flows. Heavy work
+   goes here (open files, load models). ``ctx.inputs`` holds the ``VideoInfo``/``AudioInfo`` of every
+   connected input port; return the info of each output port (``None`` = the inputs' infos pass through
+   under the same port names). Raise to reject the graph (a bad file, an unwritable output).
+3. ``process(item)``: once per input item; returns an item, ``None``, or is a generator yielding 0..n items.
+   A stage with several input ports overrides ``process_port(port, item)`` instead.
+   A source (no input ports) implements ``generate()``, a generator of items, instead of ``process``.
+   A stage with several output ports yields ``(port, item)`` pairs; with one, plain items.
+4. ``finish()``: at end of stream (after every input ended): drain windows; may return or yield items.
+5. ``teardown(ok)``: always, if setup ran; ``ok`` is False when the run failed or was cancelled
+   (remove partial output then). Must be idempotent.
+
+Items are ``FrameBatch`` (video ports) or ``AudioChunk`` (audio ports); a stage never sees the
+end-of-stream marker. Batches may be shared between branches: never modify ``frames`` in place.
+Ports are declared as class attributes ``inputs`` / ``outputs`` mapping port name to item type;
+``optional_inputs`` names inputs that may stay unconnected.
+"""
+
+from __future__ import annotations
+
+import inspect
+import threading
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Iterable, Iterator, Literal, Union
+
+from .frames import AudioChunk, AudioInfo, FrameBatch, VideoInfo
+
+StreamInfo = Union[VideoInfo, AudioInfo]
+
+
+@dataclass
+class StageContext:
+    """What the runtime tells a stage at ``setup``."""
+
+    name: str
+    inputs: dict[str, StreamInfo]
+    connected_outputs: frozenset[str]
+    device: str = "auto"
+    graph_dir: Path = field(default_factory=Path.cwd)
+    cancelled: threading.Event = field(default_factory=threading.Event)
+
+    def resolve_path(self, path: str) -> Path:
+        """A path param, relative to the current directory (as users type it)."""
+        return Path(path).expanduser()
+
+
+class Stage:
+    """Base class of every stage; see the module docstring for the contract."""
+
+    inputs: ClassVar[dict[str, type]] = {"video": FrameBatch}
+    outputs: ClassVar[dict[str, type]] = {"video": FrameBatch}
+    optional_inputs: ClassVar[frozenset[str]] = frozenset()
+    registry_name: ClassVar[str] = ""
+
+    def setup(self, ctx: StageContext) -> dict[str, StreamInfo] | None:
+        return None
+
+    def process(self, item: Any) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} does not implement process()")
+
+    def process_port(self, port: str, item: Any) -> Any:
+        return self.process(item)
+
+    def generate(self) -> Iterator[Any]:
+        raise NotImplementedError(f"{type(self).__name__} is not a source: it does not implement generate()")
+
+    def finish(self) -> Any:
+        return None
+
+    def teardown(self, ok: bool) -> None:
+        return None
+
+
+@dataclass(frozen=True)
+class Param:
+    """One constructor parameter of a stage: its YAML name, type and default."""
+
+    name: str
+    type: Any
+    default: Any
+    required: bool
+
+    @property
+    def type_name(self) -> str:
+        return type_name(self.type)
+
+
+def type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return "|".join(str(a) for a in typing.get_args(tp))
+    if origin in (Union, getattr(__import__("types"), "UnionType", None)):
+        return " | ".join(type_name(a) for a in typing.get_args(tp))
+    if tp is type(None):
+        return "null"
+    return getattr(tp, "__name__", str(tp))
+
+
+def stage_params(cls: type[Stage]) -> dict[str, Param]:
+    """The typed params of a stage class, from its ``__init__`` signature."""
+    init = cls.__init__
+    if init is object.__init__:
+        return {}
+    hints = typing.get_type_hints(init)
+    params: dict[str, Param] = {}
+    for name, p in inspect.signature(init).parameters.items():
+        if name == "self" or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            continue
+        if name not in hints:
+            raise TypeError(f"{cls.__name__}.__init__: param '{name}' has no type hint")
+        required = p.default is inspect.Parameter.empty
+        params[name] = Param(name, hints[name], None if required else p.default, required)
+    return params
+
+
+def coerce_param(param: Param, value: Any) -> Any:
+    """Check ``value`` against the param's type; ints are accepted for floats. Raises ValueError."""
+    return _coerce(param.type, value, param.name)
+
+
+def _coerce(tp: Any, value: Any, name: str) -> Any:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        choices = typing.get_args(tp)
+        if value in choices:
+            return value
+        raise ValueError(f"param '{name}' must be one of {', '.join(map(str, choices))}; got {value!r}")
+    if origin in (Union, getattr(__import__("types"), "UnionType", None)):
+        errors = []
+        for alt in typing.get_args(tp):
+            try:
+                return _coerce(alt, value, name)
+            except ValueError as e:
+                errors.append(str(e))
+        raise ValueError(f"param '{name}' must be {type_name(tp)}; got {value!r}")
+    if tp is type(None):
+        if value is None:
+            return None
+    elif tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif tp is str:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+    elif tp is Any:
+        return value
+    else:
+        raise TypeError(f"param '{name}': unsupported param type {type_name(tp)} (use int, float, str, bool, Literal)")
+    raise ValueError(f"param '{name}' must be {type_name(tp)}; got {value!r} ({type(value).__name__})")
+
+
+def iter_results(result: Any) -> Iterable[Any]:
+    """Normalise what ``process``/``finish`` returned: None, one item, or a generator of items."""
+    if result is None:
+        return ()
+    if inspect.isgenerator(result):
+        return result
+    return (result,)
+
+
+def port_kind(item: Any) -> type:
+    """The port type an item belongs on."""
+    if isinstance(item, FrameBatch):
+        return FrameBatch
+    if isinstance(item, AudioChunk):
+        return AudioChunk
+    raise TypeError(f"stages must emit FrameBatch or AudioChunk, got {type(item).__name__}")

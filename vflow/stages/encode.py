@@ -1,0 +1,232 @@
+"""encode: write frame batches (and the audio) to a file with PyAV, atomically, keeping pts and colours."""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import tempfile
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Literal
+
+import av
+
+from ..media.color import from_rgb
+from ..media.probe import MediaError
+from ..pipeline.frames import AudioChunk, AudioInfo, ColorInfo, FrameBatch, VideoInfo
+from ..pipeline.registry import stage
+from ..pipeline.stage import Stage, StageContext
+
+Codec = Literal["libx264", "libx265", "libsvtav1", "ffv1", "prores_ks"]
+
+# codec -> (default crf, default preset, default pix_fmt, fixed options)
+_CODECS: dict[str, tuple[int | None, str | None, str, dict[str, str]]] = {
+    "libx264": (18, "medium", "yuv420p", {}),
+    "libx265": (20, "medium", "yuv420p", {"x265-params": "log-level=error"}),
+    "libsvtav1": (30, "8", "yuv420p", {}),
+    "ffv1": (None, None, "gbrp", {"level": "3", "slicecrc": "1"}),
+    "prores_ks": (None, None, "yuv422p10le", {"profile": "3"}),
+}
+_FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm", ".avi": "avi",
+            ".nut": "nut", ".ts": "mpegts"}
+_AUDIO_FALLBACK = "aac"
+
+
+@stage("encode")
+class Encode(Stage):
+    """Encode frames to a file (x264, x265, SVT-AV1, FFV1 lossless, ProRes) and mux the audio in sync.
+
+    Each frame keeps its pts and time base (VFR in, VFR out); the stream's colour matrix, range,
+    primaries and transfer are used for RGB->YUV and tagged on the output. Audio is stream-copied
+    (``audio_codec: auto`` falls back to AAC when the container cannot hold the source codec). The
+    file is written as ``NAME.partial`` and renamed only when complete; a failed run removes it.
+
+    ```yaml
+    encode: {type: encode, params: {path: "${output}", codec: libx264, crf: 16, preset: slow}}
+    ```
+    """
+
+    inputs = {"video": FrameBatch, "audio": AudioChunk}
+    outputs: dict[str, type] = {}
+    optional_inputs = frozenset({"audio"})
+
+    def __init__(self, path: str, codec: Codec = "libx264", crf: int | None = None, preset: str | None = None,
+                 pix_fmt: str | None = None, threads: int = 0, audio_codec: str = "auto",
+                 audio_bitrate: int = 192_000):
+        default_crf, default_preset, default_fmt, fixed = _CODECS[codec]
+        if crf is not None and default_crf is None:
+            raise ValueError(f"crf does not apply to {codec}")
+        if preset is not None and default_preset is None:
+            raise ValueError(f"preset does not apply to {codec}")
+        self.path = Path(path)
+        self.codec, self.threads = codec, threads
+        self.pix_fmt = pix_fmt or default_fmt
+        self.options = dict(fixed)
+        if default_crf is not None:
+            self.options["crf"] = str(crf if crf is not None else default_crf)
+        if default_preset is not None:
+            self.options["preset"] = preset or default_preset
+        self.audio_codec, self.audio_bitrate = audio_codec, audio_bitrate
+        self.partial = self.path.with_name(self.path.name + ".partial")
+        self._out: av.container.OutputContainer | None = None
+        self._complete = False
+        self._frames = 0
+
+    # -- build time ----------------------------------------------------------------------------
+    def setup(self, ctx: StageContext) -> None:
+        self.format = _FORMATS.get(self.path.suffix.lower())
+        if self.format is None:
+            raise MediaError(f"output '{self.path}': unknown container extension '{self.path.suffix}'; "
+                             f"use one of {', '.join(_FORMATS)}")
+        if self.path.is_dir():
+            raise MediaError(f"output '{self.path}' is a directory")
+        _check_writable(self.path.parent)
+        self.video: VideoInfo = ctx.inputs["video"]  # type: ignore[assignment]
+        audio = ctx.inputs.get("audio")
+        self.audio_templates = audio.streams if isinstance(audio, AudioInfo) else ()
+        self.copy_audio = [self._audio_copy_ok(t) for t in self.audio_templates]
+        self.color = ColorInfo(0, 2, self.video.color.primaries, self.video.color.transfer) \
+            if self.pix_fmt.startswith("gbr") else self.video.color
+        try:  # everything the real file will do, into memory: codec/container/size problems show now
+            self._open(io.BytesIO()).close()
+        except (av.FFmpegError, ValueError) as e:
+            raise MediaError(f"output '{self.path}': {self.codec} with {self.pix_fmt} at "
+                             f"{self.video.width}x{self.video.height} in {self.format} is not possible ({e})") from None
+        return None
+
+    def _audio_copy_ok(self, template: Any) -> bool:
+        if self.audio_codec not in ("auto", "copy"):
+            return False
+        try:
+            out = av.open(io.BytesIO(), "w", format=self.format)
+            out.add_stream_from_template(template)
+            out.start_encoding()
+            out.close()
+            return True
+        except (av.FFmpegError, ValueError) as e:
+            if self.audio_codec == "copy":
+                raise MediaError(f"output '{self.path}': cannot copy {template.codec_context.name} audio into "
+                                 f"{self.format} ({e}); use audio_codec: auto or an encoder name") from None
+            return False
+
+    def _open(self, target: Any) -> av.container.OutputContainer:
+        v = self.video
+        options = {"movie_timescale": str(self._movie_timescale())} if self.format in ("mp4", "mov") else {}
+        out = av.open(target, "w", format=self.format, options=options)
+        try:
+            stream = out.add_stream(self.codec, rate=v.frame_rate or Fraction(25), options=dict(self.options))
+            stream.width, stream.height, stream.pix_fmt = v.width, v.height, self.pix_fmt
+            stream.thread_type, stream.thread_count = "AUTO", self.threads
+            cc = stream.codec_context
+            cc.time_base = v.time_base
+            stream.time_base = v.time_base
+            cc.colorspace, cc.color_range = self.color.matrix, self.color.range
+            cc.color_primaries, cc.color_trc = self.color.primaries, self.color.transfer
+            if v.sample_aspect:
+                cc.sample_aspect_ratio = v.sample_aspect
+            self._vstream = stream
+            self._astreams = []
+            self._decoders: list[Any] = []
+            for template, copy in zip(self.audio_templates, self.copy_audio):
+                if copy:
+                    self._astreams.append(out.add_stream_from_template(template))
+                else:
+                    codec = _AUDIO_FALLBACK if self.audio_codec in ("auto", "copy") else self.audio_codec
+                    a = out.add_stream(codec, rate=template.codec_context.sample_rate)
+                    a.layout = template.codec_context.layout
+                    if codec == "aac":
+                        a.bit_rate = self.audio_bitrate
+                    self._astreams.append(a)
+                self._decoders.append(None if copy else av.CodecContext.create(template.codec_context.name, "r"))
+            out.start_encoding()
+        except BaseException:
+            out.close()
+            raise
+        return out
+
+    def _movie_timescale(self) -> int:
+        """mp4/mov edit lists count in this unit: a common multiple of the stream time bases keeps start times exact."""
+        scale = self.video.time_base.denominator
+        for t in self.audio_templates:
+            wider = math.lcm(scale, Fraction(t.time_base).denominator)
+            if wider < 2**31:
+                scale = wider
+        return scale
+
+    # -- run time ------------------------------------------------------------------------------
+    def process_port(self, port: str, item: Any) -> None:
+        if self._out is None:
+            self.partial.parent.mkdir(parents=True, exist_ok=True)
+            self._out = self._open(str(self.partial))
+        if port == "video":
+            self._write_video(item)
+        else:
+            self._write_audio(item)
+
+    def _write_video(self, batch: FrameBatch) -> None:
+        v = self.video
+        if (batch.width, batch.height) != (v.width, v.height):
+            raise MediaError(f"frames are {batch.width}x{batch.height} but the stream was negotiated as "
+                             f"{v.width}x{v.height}")
+        assert self._out is not None
+        frames = batch.frames.numpy()
+        for i in range(len(batch)):
+            frame = from_rgb(frames[i], self.pix_fmt, self.color)
+            frame.pts, frame.time_base = int(batch.pts[i]), batch.time_base
+            self._out.mux(self._vstream.encode(frame))
+        self._frames += len(batch)
+
+    def _write_audio(self, chunk: AudioChunk) -> None:
+        assert self._out is not None
+        stream, decoder = self._astreams[chunk.stream], self._decoders[chunk.stream]
+        if chunk.packets and decoder is None:
+            for packet in chunk.packets:
+                packet.stream = stream
+                self._out.mux(packet)
+            return
+        frames = chunk.frames or [f for p in chunk.packets for f in decoder.decode(p)]
+        for frame in frames:
+            self._out.mux(stream.encode(frame))
+
+    def finish(self) -> None:
+        if self._out is None or self._frames == 0:
+            raise MediaError(f"no video frame reached the encoder: '{self.path}' not written")
+        self._out.mux(self._vstream.encode(None))
+        for stream, decoder in zip(self._astreams, self._decoders):
+            if decoder is not None:
+                for frame in decoder.decode(None):
+                    self._out.mux(stream.encode(frame))
+                self._out.mux(stream.encode(None))
+        self._out.close()
+        self._out = None
+        self._complete = True
+
+    def teardown(self, ok: bool) -> None:
+        if self._out is not None:
+            try:
+                self._out.close()
+            except (av.FFmpegError, OSError, ValueError):
+                pass
+            self._out = None
+        if ok and self._complete:
+            os.replace(self.partial, self.path)
+        else:
+            self.partial.unlink(missing_ok=True)
+        self._complete = False
+
+
+def _check_writable(directory: Path) -> None:
+    """The directory (or, if missing, its nearest existing parent) must accept a new file."""
+    probe = directory
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if not probe.is_dir():
+        raise MediaError(f"output directory '{directory}': '{probe}' is not a directory")
+    try:
+        with tempfile.TemporaryFile(dir=probe):
+            pass
+    except OSError as e:
+        raise MediaError(f"output directory '{directory}' is not writable ({e.strerror or e})") from None
