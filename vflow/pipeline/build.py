@@ -113,14 +113,14 @@ class Pipeline:
         try:
             outputs = stage.setup(ctx)
         except VflowError as e:
-            raise GraphError(str(e), spec.where, name) from e
+            raise GraphError(str(e), spec.where, name, spec.type) from e
         except Exception as e:  # noqa: BLE001 - setup failures are bad input, reported with the stage
-            raise GraphError(f"({spec.type}) setup failed: {type(e).__name__}: {e}", spec.where, name) from e
+            raise GraphError(f"setup failed: {type(e).__name__}: {e}", spec.where, name, spec.type) from e
         if outputs is None:
             outputs = {p: info for p, info in inputs.items() if p in stage.outputs}
         for port in connected:
             if port not in outputs:
-                raise GraphError(f"({spec.type}) did not describe its output port '{port}' in setup()", spec.where, name)
+                raise GraphError(f"did not describe its output port '{port}' in setup()", spec.where, name, spec.type)
             self._infos[(name, port)] = outputs[port]
         video = next((i for i in inputs.values() if isinstance(i, VideoInfo)), None) or \
             next((i for i in outputs.values() if isinstance(i, VideoInfo)), None)
@@ -198,19 +198,19 @@ def _instantiate(spec: StageSpec) -> Stage:
     for pname, value in spec.params.items():
         where = spec.param_where.get(pname, spec.where)
         if pname not in params:
-            raise GraphError(f"({spec.type}) unknown param '{pname}'; valid params: "
-                             f"{', '.join(params) or 'none'}", where, spec.name)
+            raise GraphError(f"unknown param '{pname}'; valid params: {', '.join(params) or 'none'}",
+                             where, spec.name, spec.type)
         try:
             values[pname] = coerce_param(params[pname], value)
         except ValueError as e:
-            raise GraphError(f"({spec.type}) {e}", where, spec.name) from None
+            raise GraphError(str(e), where, spec.name, spec.type) from None
     missing = [p.name for p in params.values() if p.required and p.name not in values]
     if missing:
-        raise GraphError(f"({spec.type}) missing required param(s): {', '.join(missing)}", spec.where, spec.name)
+        raise GraphError(f"missing required param(s): {', '.join(missing)}", spec.where, spec.name, spec.type)
     try:
         return cls(**values)
     except (ValueError, TypeError) as e:
-        raise GraphError(f"({spec.type}) {e}", spec.where, spec.name) from None
+        raise GraphError(str(e), spec.where, spec.name, spec.type) from None
 
 
 def _resolve_edge(edge: EdgeSpec, spec: GraphSpec, stages: dict[str, Stage]) -> EdgeSpec:
@@ -251,9 +251,9 @@ def _check_topology(spec: GraphSpec, stages: dict[str, Stage], edges: list[EdgeS
         s = spec.stages[name]
         for port in stage.inputs:
             if (name, port) not in fed and port not in stage.optional_inputs:
-                raise GraphError(f"({s.type}) input port '{port}' is not connected (dangling input)", s.where, name)
+                raise GraphError(f"input port '{port}' is not connected (dangling input)", s.where, name, s.type)
         if name not in touched and len(stages) > 1:
-            raise GraphError(f"({s.type}) is not connected to any other stage", s.where, name)
+            raise GraphError("is not connected to any other stage", s.where, name, s.type)
     indeg = {n: 0 for n in stages}
     for e in edges:
         indeg[e.dst.stage] += 1

@@ -24,11 +24,12 @@ class VflowError(Exception):
 class GraphError(VflowError):
     """A graph that cannot be built: bad YAML, unknown stage or param, bad edge, cycle, bad input/output."""
 
-    def __init__(self, message: str, where: Location | None = None, stage: str | None = None):
+    def __init__(self, message: str, where: Location | None = None, stage: str | None = None,
+                 type_name: str | None = None):
         self.where, self.stage, self.detail = where, stage, message
         prefix = f"{where}: " if where else ""
         if stage is not None:
-            prefix += f"stage '{stage}': "
+            prefix += f"stage '{stage}'" + (f" ({type_name})" if type_name else "") + ": "
         super().__init__(prefix + message)
 
 
