@@ -45,4 +45,3 @@ def zoo_models(ncnn_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("VFLOW_CACHE", str(tmp_path_factory.mktemp("cache")))
         return {name: load_model(name) for name in ZOO}
-

@@ -55,8 +55,9 @@ def crop(image: np.ndarray, side: int) -> np.ndarray:
 
 
 @pytest.mark.parametrize(("name", "stem", "side"), CASES)
-def test_matches_ncnn(name: str, stem: str, side: int, images: dict[str, np.ndarray], ncnn_dir: Path,
-                      zoo_models: dict[str, nn.Module]) -> None:
+def test_matches_ncnn(
+    name: str, stem: str, side: int, images: dict[str, np.ndarray], ncnn_dir: Path, zoo_models: dict[str, nn.Module]
+) -> None:
     net = load_ncnn(ncnn_dir, stem)
     for image_name, image in images.items():
         x = crop(image, side)
@@ -70,8 +71,9 @@ def test_matches_ncnn(name: str, stem: str, side: int, images: dict[str, np.ndar
 
 
 @pytest.mark.parametrize("scale", [2, 3])
-def test_animevideov3_x2_x3_are_x4_plus_bicubic(scale: int, images: dict[str, np.ndarray], ncnn_dir: Path,
-                                                zoo_models: dict[str, nn.Module]) -> None:
+def test_animevideov3_x2_x3_are_x4_plus_bicubic(
+    scale: int, images: dict[str, np.ndarray], ncnn_dir: Path, zoo_models: dict[str, nn.Module]
+) -> None:
     x = crop(images["kodak/kodim15.png"], 64)
     with torch.no_grad():
         x4 = zoo_models["realesr-animevideov3"](torch.from_numpy(x)[None])

@@ -28,14 +28,19 @@ def small_rrdb(scale: int = 2) -> RRDBNet:
 @pytest.mark.parametrize(
     ("net", "expected"),
     [
-        (RRDBNet(scale=4, num_feat=8, num_block=3, num_grow=4),
-         ("rrdb", {"scale": 4, "num_feat": 8, "num_block": 3, "num_grow": 4})),
-        (RRDBNet(scale=2, num_feat=16, num_block=1, num_grow=8),
-         ("rrdb", {"scale": 2, "num_feat": 16, "num_block": 1, "num_grow": 8})),
-        (RRDBNet(scale=1, num_feat=8, num_block=2, num_grow=4),
-         ("rrdb", {"scale": 1, "num_feat": 8, "num_block": 2, "num_grow": 4})),
-        (SRVGGNetCompact(num_feat=16, num_conv=3, scale=3),
-         ("srvgg", {"scale": 3, "num_feat": 16, "num_conv": 3})),
+        (
+            RRDBNet(scale=4, num_feat=8, num_block=3, num_grow=4),
+            ("rrdb", {"scale": 4, "num_feat": 8, "num_block": 3, "num_grow": 4}),
+        ),
+        (
+            RRDBNet(scale=2, num_feat=16, num_block=1, num_grow=8),
+            ("rrdb", {"scale": 2, "num_feat": 16, "num_block": 1, "num_grow": 8}),
+        ),
+        (
+            RRDBNet(scale=1, num_feat=8, num_block=2, num_grow=4),
+            ("rrdb", {"scale": 1, "num_feat": 8, "num_block": 2, "num_grow": 4}),
+        ),
+        (SRVGGNetCompact(num_feat=16, num_conv=3, scale=3), ("srvgg", {"scale": 3, "num_feat": 16, "num_conv": 3})),
         (SRVGGNetCompact(num_feat=8, num_conv=1, scale=1), ("srvgg", {"scale": 1, "num_feat": 8, "num_conv": 1})),
     ],
 )
@@ -75,6 +80,12 @@ def test_unknown_architecture_names_the_file(tmp_path: Path) -> None:
         load_model(tmp_path / "mystery.pth")
 
 
+def test_unreadable_file_is_named(tmp_path: Path) -> None:
+    (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match=r"junk\.pth: cannot read as a PyTorch checkpoint"):
+        load_model(tmp_path / "junk.pth")
+
+
 def test_mismatched_weights_name_the_file(tmp_path: Path) -> None:
     state = small_rrdb().state_dict()
     state["conv_hr.weight"] = torch.zeros(8, 8, 5, 5)
@@ -99,8 +110,7 @@ def test_cache_dir_precedence(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -
     assert cache_dir() == tmp_path / "mine"
 
 
-def test_zoo_name_is_converted_once_and_cached(ncnn_dir: Path, monkeypatch: pytest.MonkeyPatch,
-                                                tmp_path: Path) -> None:
+def test_zoo_name_is_converted_once_and_cached(ncnn_dir: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("VFLOW_CACHE", str(tmp_path))
     first = load_model("realesr-animevideov3")
     cached = tmp_path / "models" / "realesr-animevideov3.safetensors"
@@ -111,7 +121,8 @@ def test_zoo_name_is_converted_once_and_cached(ncnn_dir: Path, monkeypatch: pyte
 
     monkeypatch.setattr(zoo.ncnn, "convert", fail)
     second = load_model("realesr-animevideov3")
-    assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), second.state_dict().values(), strict=True))
+    pairs = zip(first.state_dict().values(), second.state_dict().values(), strict=True)
+    assert all(torch.equal(a, b) for a, b in pairs)
 
 
 def test_list_models(ncnn_dir: Path) -> None:

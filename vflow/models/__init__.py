@@ -4,5 +4,13 @@ from vflow.models.rrdb import RRDBNet
 from vflow.models.srvgg import SRVGGNetCompact
 from vflow.models.zoo import ModelInfo, cache_dir, detect_architecture, import_ncnn, list_models, load_model
 
-__all__ = ["ModelInfo", "RRDBNet", "SRVGGNetCompact", "cache_dir", "detect_architecture", "import_ncnn",
-           "list_models", "load_model"]
+__all__ = [
+    "ModelInfo",
+    "RRDBNet",
+    "SRVGGNetCompact",
+    "cache_dir",
+    "detect_architecture",
+    "import_ncnn",
+    "list_models",
+    "load_model",
+]

