@@ -32,6 +32,9 @@ def _parser() -> argparse.ArgumentParser:
             c.add_argument("--json", metavar="REPORT", help="write the run's figures as JSON")
             c.add_argument("-q", "--quiet", action="store_true", help="no live view or summary")
     sub.add_parser("stages", help="list every registered stage with its params")
+    m = sub.add_parser("models", help="list the model zoo, or convert its weights (import-ncnn)")
+    m.add_argument("action", nargs="?", choices=["list", "import-ncnn"], default="list")
+    m.add_argument("names", nargs="*", help="models to convert (default: all)")
     return p
 
 
@@ -98,9 +101,26 @@ def _stages(_: argparse.Namespace) -> int:
     return 0
 
 
+def _models(args: argparse.Namespace) -> int:
+    from .models import import_ncnn, list_models
+
+    if args.action == "import-ncnn":
+        try:
+            for path in import_ncnn(args.names or None):
+                print(f"converted {path}")
+        except (FileNotFoundError, ValueError) as e:
+            raise VflowError(str(e)) from e
+        return 0
+    for m in list_models():
+        state = "available" if m.available else "not installed"
+        print(f"{m.name}: {m.architecture} x{m.scale}, {m.params / 1e6:.2f} M params, "
+              f"{m.size_bytes / 2**20:.0f} MiB, {state}\n  licence: {m.licence}\n  source:  {m.source}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    command = {"run": _run, "check": _check, "stages": _stages}[args.command]
+    command = {"run": _run, "check": _check, "stages": _stages, "models": _models}[args.command]
     try:
         return command(args)
     except Cancelled as e:

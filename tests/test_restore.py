@@ -1,0 +1,135 @@
+"""The restore stage and the device runner, on the CPU path (the CUDA path is measured on a lent GPU)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import vflow
+from vflow.pipeline.gpu import DeviceRunner, resolve_device, resolve_dtype
+from vflow.stages.restore import Restore
+from vflow.testing import check_stage_contract, synthetic_batches
+
+KODAK = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "images" / "kodak" / "kodim15.png"
+
+
+def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    mse = float(((a.double() - b.double()) ** 2).mean())
+    return math.inf if mse == 0 else 10 * math.log10(255**2 / mse)
+
+
+def _real_crop(h: int, w: int) -> torch.Tensor:
+    import av
+
+    with av.open(str(KODAK)) as c:
+        img = next(c.decode(video=0)).to_ndarray(format="rgb24")
+    return torch.from_numpy(np.ascontiguousarray(img[100:100 + h, 200:200 + w]))[None]
+
+
+def test_restore_contract() -> None:
+    out = check_stage_contract(lambda: Restore(batch=3, device="cpu"), frames=5, width=32, height=24)
+    assert sum(len(b) for b in out) == 5
+    assert all(b.frames.shape[1:] == (96, 128, 3) for b in out)
+
+
+def test_scale_below_model_scale_resizes_on_device() -> None:
+    out = check_stage_contract(lambda: Restore(scale=2, device="cpu"), frames=2, width=32, height=24)
+    assert out[0].frames.shape[1:] == (48, 64, 3)
+
+
+def test_same_pixels_whatever_the_batch_size() -> None:
+    frames = torch.cat([b.frames for b in synthetic_batches(5, 5, 40, 32)])
+
+    def run(batch: int) -> torch.Tensor:
+        st = Restore(batch=batch, device="cpu")
+        st.setup(_ctx(40, 32))
+        runner = st.runner
+        parts = [runner.submit(frames[i:i + batch], i) for i in range(0, len(frames), batch)]
+        got = [f for results in parts + [runner.drain()] for _, f in results]
+        return torch.cat(got)
+
+    one, four = run(1), run(4)
+    assert one.shape == four.shape == (5, 128, 160, 3)
+    assert int((one.int() - four.int()).abs().max()) <= 1
+
+
+def test_tiles_match_untiled_output_on_a_real_image() -> None:
+    x = _real_crop(96, 128)
+    whole = _restore_once(x, tile=0)
+    tiles = _restore_once(x, tile=48, overlap=12)
+    assert _psnr(tiles, whole) > 40.0
+
+
+def _ctx(w: int, h: int) -> vflow.StageContext:
+    from vflow.testing import synthetic_info
+
+    return vflow.StageContext(name="restore", inputs={"video": synthetic_info(w, h)}, connected_outputs=frozenset({"video"}))
+
+
+def _restore_once(x: torch.Tensor, tile: int, overlap: int = 16) -> torch.Tensor:
+    st = Restore(device="cpu", tile=tile, tile_overlap=overlap)
+    st.setup(_ctx(x.shape[2], x.shape[1]))
+    results = st.runner.submit(x) + st.runner.drain()
+    return results[0][1]
+
+
+def test_restore_rejects_bad_params() -> None:
+    with pytest.raises(ValueError, match="batch"):
+        Restore(batch=0)
+    with pytest.raises(ValueError, match="scale"):
+        Restore(scale=8)
+
+
+def test_cuda_device_without_cuda_is_a_clear_error() -> None:
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(ValueError, match="no CUDA device"):
+        resolve_device("cuda")
+    assert resolve_device("auto").type == "cpu"
+    assert resolve_dtype("auto", torch.device("cpu")) == torch.float32
+    assert resolve_dtype("fp16", torch.device("cpu")) == torch.float16
+
+
+@pytest.mark.parametrize("depth", [1, 2, 3])
+def test_device_runner_returns_every_batch_in_order_one_ring_behind(depth: int) -> None:
+    runner = DeviceRunner(lambda x: 1 - x, torch.device("cpu"), depth=depth)
+    batches = [torch.full((n, 4, 6, 3), 10 * i, dtype=torch.uint8) for i, n in enumerate([2, 3, 1, 2, 2])]
+    got: list[tuple[int, torch.Tensor]] = []
+    for i, b in enumerate(batches):
+        ready = runner.submit(b, i)
+        assert len(runner.in_flight) <= depth
+        got += ready
+    got += runner.drain()
+    assert [tag for tag, _ in got] == list(range(len(batches)))
+    for (i, out), b in zip(got, batches):
+        assert out.shape == b.shape and torch.equal(out, 255 - b)
+    assert runner.drain() == []
+
+
+def test_device_runner_results_survive_ring_reuse() -> None:
+    """A result handed out is a fresh tensor: later batches reusing the ring slot do not change it."""
+    runner = DeviceRunner(lambda x: x, torch.device("cpu"), depth=1)
+    first = runner.submit(torch.full((1, 2, 2, 3), 7, dtype=torch.uint8), "a")
+    first += runner.submit(torch.full((1, 2, 2, 3), 9, dtype=torch.uint8), "b")
+    for i in range(4):
+        runner.submit(torch.full((2, 3, 3, 3), i, dtype=torch.uint8), i)
+    assert int(first[0][1].max()) == 7
+
+
+@pytest.mark.timeout(120)
+def test_restore_in_a_graph_gives_4x_frames_with_the_same_pts(tmp_path: Path) -> None:
+    import vflow.testing  # noqa: F401  (registers synthetic/collect)
+
+    graph = {"stages": {"src": {"type": "synthetic", "params": {"frames": 6, "width": 32, "height": 24}},
+                        "restore": {"type": "restore", "params": {"device": "cpu", "batch": 4}},
+                        "out": {"type": "collect"}},
+             "edges": ["src -> restore -> out"]}
+    pipeline = vflow.Pipeline.load(graph)
+    pipeline.run()
+    sink = pipeline.stage("out")
+    assert sink.frames().shape == (6, 96, 128, 3)
+    assert sink.pts() == list(range(6))
