@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from fractions import Fraction
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -38,14 +38,16 @@ def synthetic_info(width: int = 64, height: int = 48, fps: int = 25, frames: int
 def synthetic_batches(n: int, batch: int = 4, width: int = 64, height: int = 48, fps: int = 25,
                       seed: int = 0) -> list[FrameBatch]:
     """``n`` frames in batches of ``batch``, pts 0, 1, 2, … in a 1/fps time base."""
+    return list(_iter_batches(n, batch, width, height, fps, seed))
+
+
+def _iter_batches(n: int, batch: int, width: int, height: int, fps: int, seed: int) -> Iterator[FrameBatch]:
     info = synthetic_info(width, height, fps)
-    out = []
     for seq, start in enumerate(range(0, n, batch)):
         k = min(batch, n - start)
-        out.append(FrameBatch(frames=synthetic_frames(k, width, height, seed, start),
-                              pts=torch.arange(start, start + k, dtype=torch.int64), time_base=info.time_base,
-                              seq=seq, color=info.color))
-    return out
+        yield FrameBatch(frames=synthetic_frames(k, width, height, seed, start),
+                         pts=torch.arange(start, start + k, dtype=torch.int64), time_base=info.time_base,
+                         seq=seq, color=info.color)
 
 
 @stage("synthetic")
@@ -69,11 +71,8 @@ class SyntheticSource(Stage):
     def setup(self, ctx: StageContext) -> dict[str, VideoInfo]:
         return {"video": synthetic_info(self.width, self.height, self.fps, self.frames)}
 
-    def generate(self) -> Any:
-        for start in range(0, self.frames, self.batch):
-            (batch,) = synthetic_batches(min(self.batch, self.frames - start), self.batch, self.width, self.height,
-                                         self.fps, self.seed + start)
-            yield batch.replace(pts=batch.pts + start, seq=start // self.batch)
+    def generate(self) -> Iterator[FrameBatch]:
+        return _iter_batches(self.frames, self.batch, self.width, self.height, self.fps, self.seed)
 
 
 @stage("collect")
@@ -145,8 +144,7 @@ def check_stage_contract(factory: Callable[[], Stage], *, frames: int = 10, batc
     ok = False
     try:
         if not cls.inputs:
-            for item in st.generate():
-                collect([item])
+            collect(st.generate())
         else:
             for b in synthetic_batches(frames, batch, width, height):
                 before = b.frames.clone()

@@ -130,11 +130,11 @@ class SceneDetector:
 
     def __init__(
         self,
-        width: int = 160,
+        width: int = 80,
         window: int = 4,
         min_score: float = 12.0,
-        contrast: float = 1.7,
-        median_ratio: float = 2.0,
+        contrast: float = 1.6,
+        median_ratio: float = 1.5,
         history: int = 48,
         min_scene_len: int = 8,
         max_gain: float = 1.6,
@@ -145,8 +145,8 @@ class SceneDetector:
         (luma levels) of the closest cross pair; ``contrast``: how much the cross distance must beat
         the largest distance within a side; ``median_ratio``: how much it must beat the median of the
         last ``history`` frame-to-frame differences; ``min_scene_len``: shortest shot in frames;
-        ``isolation``: a frame is left out of the comparison (flash, dirt) when its two neighbours are
-        this many times closer to each other than to it."""
+        ``isolation``: one frame of a side is left out (flash, dirt) when that shrinks the side's
+        largest inner distance this many times."""
         self.width, self.window, self.min_score = width, window, min_score
         self.contrast, self.median_ratio, self.history = contrast, median_ratio, history
         self.min_scene_len, self.max_gain, self.hist_weight = min_scene_len, max_gain, hist_weight
@@ -156,7 +156,7 @@ class SceneDetector:
     @property
     def lookahead(self) -> int:
         """Frames after ``t`` that must have been pushed before ``t`` is decided."""
-        return self.window
+        return self.window - 1
 
     def reset(self) -> None:
         """Forget all frames; the next pushed frame is index 0."""
@@ -192,7 +192,7 @@ class SceneDetector:
             return []
         L = self.window
         end = self._first + len(self._luma)  # one past the last buffered frame
-        last = end - 1 if final else end - L - 1  # last frame that can be decided now
+        last = end - 1 if final else end - L  # last frame that can be decided now
         cuts: list[int] = []
         if last >= self._next:
             d = band_distances(self._luma, self._means, self._hist, 2 * L, self.max_gain, self.hist_weight)
@@ -212,22 +212,22 @@ class SceneDetector:
         def dist(i: int, j: int) -> float:
             return float(d[i - self._first, j - i])
 
-        def isolated(i: int) -> bool:  # a flash or dirt frame: its two neighbours agree with each other
-            if i - 1 < self._first or i + 1 >= end:
-                return False
-            return self.isolation * dist(i - 1, i + 1) < min(dist(i - 1, i), dist(i, i + 1))
+        def spread(frames: list[int]) -> float:
+            return max([dist(i, j) for i in frames for j in frames if j > i], default=0.0)
 
-        def side(frames: range) -> list[int]:
-            kept = [i for i in frames if not isolated(i)]
-            return kept or list(frames)
+        def side(frames: list[int]) -> list[int]:  # drop one outlier frame (flash, dirt), never t itself
+            if len(frames) < 3:
+                return frames
+            rest = min(([i for i in frames if i != k] for k in frames if k != t), key=spread)
+            return rest if self.isolation * spread(rest) < spread(frames) else frames
 
-        pre = side(range(max(self._first, t - self.window), t))
-        post = side(range(t, min(end, t + self.window)))
+        pre = side(list(range(max(self._first, t - self.window), t)))
+        post = side(list(range(t, min(end, t + self.window))))
         step = dist(t - 1, t)
         baseline = float(np.median(self._diffs)) if self._diffs else 0.0
         self._diffs.append(step)
         cross = min(dist(i, j) for i in pre for j in post)
-        inside = max([dist(i, j) for s in (pre, post) for i in s for j in s if j > i], default=0.0)
+        inside = max(spread(pre), spread(post))
         return (
             t - self._last_cut >= self.min_scene_len
             and cross >= self.min_score

@@ -21,12 +21,19 @@ def open_input(path: str | Path) -> av.container.InputContainer:
     if p.is_dir():
         raise MediaError(f"input '{p}' is a directory, not a video file")
     try:
-        return av.open(str(p), "r")
+        container = av.open(str(p), "r")
     except PermissionError:
         raise MediaError(f"input file '{p}' is not readable (permission denied)") from None
     except av.FFmpegError as e:
         raise MediaError(f"input file '{p}' is not a video FFmpeg can read ({e.strerror or e}); "
                          f"is it truncated or not a video?") from None
+    size = p.stat().st_size
+    end = max((e.pos + e.size for s in container.streams for e in s.index_entries if e.pos >= 0), default=0)
+    if end > size:  # the demuxer would just stop early: a short output and no error
+        container.close()
+        raise MediaError(f"input file '{p}' is truncated: its index points to byte {end} but the file has "
+                         f"only {size} bytes (an interrupted copy or download?)")
+    return container
 
 
 def frame_rate(stream: av.video.stream.VideoStream) -> Fraction | None:

@@ -266,6 +266,11 @@ def _check_topology(spec: GraphSpec, stages: dict[str, Stage], edges: list[EdgeS
                     order.append(e.dst.stage)
     if len(order) != len(stages):
         cyc = [n for n in stages if n not in order]
-        first = next(e for e in edges if e.dst.stage in cyc)
+        while True:  # drop the stages that are only downstream of the cycle
+            on_cycle = [n for n in cyc if any(e.src.stage == n and e.dst.stage in cyc for e in edges)]
+            if on_cycle == cyc:
+                break
+            cyc = on_cycle
+        first = next(e for e in edges if e.src.stage in cyc and e.dst.stage in cyc)
         raise GraphError(f"the graph has a cycle through stages: {', '.join(cyc)}", first.where)
     return order

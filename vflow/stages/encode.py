@@ -25,7 +25,7 @@ _CODECS: dict[str, tuple[int | None, str | None, str, dict[str, str]]] = {
     "libx264": (18, "medium", "yuv420p", {}),
     "libx265": (20, "medium", "yuv420p", {"x265-params": "log-level=error"}),
     "libsvtav1": (30, "8", "yuv420p", {}),
-    "ffv1": (None, None, "gbrp", {"level": "3", "slicecrc": "1"}),
+    "ffv1": (None, None, "bgr0", {"level": "3", "slicecrc": "1"}),  # ffv1 takes no 8-bit gbrp
     "prores_ks": (None, None, "yuv422p10le", {"profile": "3"}),
 }
 _FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm", ".avi": "avi",
@@ -87,7 +87,7 @@ class Encode(Stage):
         self.audio_templates = audio.streams if isinstance(audio, AudioInfo) else ()
         self.copy_audio = [self._audio_copy_ok(t) for t in self.audio_templates]
         self.color = ColorInfo(0, 2, self.video.color.primaries, self.video.color.transfer) \
-            if self.pix_fmt.startswith("gbr") else self.video.color
+            if self.pix_fmt.startswith(("gbr", "bgr", "rgb")) else self.video.color
         try:  # everything the real file will do, into memory: codec/container/size problems show now
             self._open(io.BytesIO()).close()
         except (av.FFmpegError, ValueError) as e:
