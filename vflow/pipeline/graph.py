@@ -242,9 +242,15 @@ def substitute(spec: GraphSpec, values: dict[str, str]) -> None:
                                      f"defined: {', '.join(sorted(merged)) or 'none'}", s.param_where.get(pname), s.name)
                 return str(merged[m.group(1)])
 
-            s.params[pname] = _VAR.sub(repl, value)
+            whole = _VAR.fullmatch(value)
+            s.params[pname] = _scalar_value(repl(whole)) if whole else _VAR.sub(repl, value)
 
 
-def referenced_variables(spec: GraphSpec) -> set[str]:
-    return {m.group(1) for s in spec.stages.values() for v in s.params.values() if isinstance(v, str)
-            for m in _VAR.finditer(v)}
+def _scalar_value(text: str) -> Any:
+    """A param that is exactly one ``${variable}`` takes its value as YAML reads it (``16`` is an int)."""
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else text
+
