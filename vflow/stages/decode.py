@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import itertools
 from fractions import Fraction
-from typing import Any, Iterator
+from typing import Any, Iterator, Literal
 
 import av
 import numpy as np
 import torch
 
 from ..media.color import color_of, to_rgb
+from ..media.deinterlace import DETECT_FRAMES, Deinterlacer, Detection, detect
 from ..media.probe import MediaError, expected_frames, frame_rate, open_input
 from ..pipeline.frames import AudioChunk, AudioInfo, FrameBatch, VideoInfo
 from ..pipeline.registry import stage
@@ -26,19 +27,27 @@ class Decode(Stage):
     Colours are converted with the stream's matrix and range (untagged: BT.709 from 720 lines, else
     BT.601; limited range), rotation metadata is applied, and each frame keeps its own pts, so
     variable frame rate survives. Missing pts (raw .h264) are counted on from the frame duration.
+    Interlaced video (VHS/DV captures) is deinterlaced with FFmpeg's ``bwdif`` on the decoder's own
+    YUV frames: ``deinterlace: auto`` trusts the field-order tag unless FFmpeg's ``idet`` combing
+    measurement on the first frames clearly disagrees; ``deinterlace_rate: field`` gives one frame per
+    field (50i -> 50p) with exact pts.
 
     ```yaml
-    decode: {type: decode, params: {path: "${input}", batch: 8}}
+    decode: {type: decode, params: {path: "${input}", batch: 8, deinterlace: auto, deinterlace_rate: field}}
     ```
     """
 
     inputs: dict[str, type] = {}
     outputs = {"video": FrameBatch, "audio": AudioChunk}
 
-    def __init__(self, path: str, batch: int = 8, threads: int = 0, stream: int = 0):
+    def __init__(self, path: str, batch: int = 8, threads: int = 0, stream: int = 0,
+                 deinterlace: Literal["auto", "off", "on"] = "auto",
+                 deinterlace_rate: Literal["frame", "field"] = "frame"):
         if batch < 1:
             raise ValueError("batch must be at least 1")
         self.path, self.batch, self.threads, self.stream_index = path, batch, threads, stream
+        self.deinterlace, self.deinterlace_rate = deinterlace, deinterlace_rate
+        self.detection: Detection | None = None
         self._container: av.container.InputContainer | None = None
 
     def setup(self, ctx: StageContext) -> dict[str, StreamInfo]:
@@ -55,52 +64,73 @@ class Decode(Stage):
         self._audio = list(container.streams.audio) if "audio" in ctx.connected_outputs else []
         self._audio_index = {s.index: i for i, s in enumerate(self._audio)}
         self._packets = container.demux(video, *self._audio)
-        self._video = video
-        self._rate = frame_rate(video)
-        self._tb = Fraction(video.time_base) if video.time_base else Fraction(1, 90000)
-        self._pending: list[av.VideoFrame] = []
         self._audio_pending: list[Any] = []
-        first = self._first_frame()
+        self._pending = self._first_frames(1 if self.deinterlace == "off" else DETECT_FRAMES)
+        first = self._pending[0]
         self._color = color_of(first)
         self._rotation = int(first.rotation or 0) % 360
         w, h = (first.height, first.width) if self._rotation in (90, 270) else (first.width, first.height)
+
+        rate = frame_rate(video)
+        self._tb = Fraction(video.time_base) if video.time_base else Fraction(1, 90000)
+        frames = expected_frames(video, rate)
+        field_order = "interlaced" if first.interlaced_frame else "progressive"
+        self._deint: Deinterlacer | None = None
+        if self.deinterlace != "off":
+            self.detection = detect(video, self._pending)
+            if self.deinterlace == "on" or self.detection.interlaced:
+                self._deint = Deinterlacer(video, self.detection.order, self.deinterlace_rate)
+                field_order = "progressive"
+                if self.deinterlace_rate == "field":
+                    self._tb, rate, frames = self._deint.time_base, rate and rate * 2, frames and frames * 2
+        self._step = round(1 / (rate * self._tb)) if rate else 1
         self._next_pts: int | None = None
         info = VideoInfo(
-            width=w, height=h, time_base=self._tb, frame_rate=self._rate, color=self._color,
-            frames=expected_frames(video, self._rate), start_pts=first.pts or 0,
+            width=w, height=h, time_base=self._tb, frame_rate=rate, color=self._color, frames=frames,
+            start_pts=self._pts_of(first),
             sample_aspect=Fraction(video.sample_aspect_ratio) if video.sample_aspect_ratio else None,
-            field_order=_field_order(video, first), rotation=self._rotation,
+            field_order=field_order, rotation=self._rotation,
         )
+        self._next_pts = None
         return {"video": info, "audio": AudioInfo(streams=tuple(self._audio))}
 
-    def _first_frame(self) -> av.VideoFrame:
-        """Decode up to the first video frame (to learn its real colours and size); buffer what came."""
+    def _first_frames(self, n: int) -> list[av.VideoFrame]:
+        """Decode up to ``n`` frames (colours, size, interlace detection); they are emitted later."""
         try:
-            for frame in self._iter_frames():
-                self._pending.append(frame)
-                return frame
+            frames = list(itertools.islice(self._decoded(), n))
         except av.FFmpegError as e:
             raise MediaError(f"input file '{self.path}': cannot decode video ({e})") from None
-        raise MediaError(f"input file '{self.path}' has a video stream but no frame could be decoded "
-                         f"(zero-frame or truncated video)")
+        if not frames:
+            raise MediaError(f"input file '{self.path}' has a video stream but no frame could be decoded "
+                             f"(zero-frame or truncated video)")
+        return frames
 
-    def _iter_frames(self) -> Iterator[av.VideoFrame]:
-        """Video frames in presentation order; audio packets are set aside in ``_audio_pending``."""
+    def _decoded(self) -> Iterator[av.VideoFrame]:
+        """Decoded video frames in presentation order; audio packets are set aside in ``_audio_pending``."""
         for packet in self._packets:
             if packet.stream.type == "video":
                 yield from packet.decode()
             elif packet.size:
                 self._audio_pending.append(packet)
 
+    def _pictures(self) -> Iterator[av.VideoFrame]:
+        """The frames to emit: the decoded ones, deinterlaced when asked or detected."""
+        pending, self._pending = self._pending, []
+        decoded = itertools.chain(pending, self._decoded())
+        if self._deint is None:
+            yield from decoded
+            return
+        for frame in decoded:
+            yield from self._deint.push(frame)
+        yield from self._deint.push(None)
+
     def generate(self) -> Iterator[Any]:
         frames: list[np.ndarray] = []
         pts: list[int] = []
         seq = 0
-        source = iter(self._pending)
-        self._pending = []
-        for frame in itertools.chain(source, self._iter_frames()):
+        for frame in self._pictures():
             frames.append(self._rgb(frame))
-            pts.append(self._pts(frame))
+            pts.append(self._pts_of(frame))
             if len(frames) == self.batch:
                 yield from self._audio_chunks()
                 yield "video", self._batch(frames, pts, seq)
@@ -117,15 +147,15 @@ class Decode(Stage):
             rgb = np.ascontiguousarray(np.rot90(rgb, k=self._rotation // 90))
         return rgb
 
-    def _pts(self, frame: av.VideoFrame) -> int:
+    def _pts_of(self, frame: av.VideoFrame) -> int:
+        """The frame's pts in the output time base; missing pts continue from the previous frame."""
         if frame.pts is not None:
-            pts = frame.pts
-        elif self._next_pts is None:
-            pts = 0
+            tb = Fraction(frame.time_base) if frame.time_base else self._tb
+            pts = frame.pts if tb == self._tb else round(frame.pts * tb / self._tb)
         else:
-            pts = self._next_pts
-        step = frame.duration or (round(1 / (self._rate * self._tb)) if self._rate else 1)
-        self._next_pts = pts + step
+            pts = 0 if self._next_pts is None else self._next_pts
+        duration = frame.duration and frame.time_base and round(frame.duration * Fraction(frame.time_base) / self._tb)
+        self._next_pts = pts + (duration or self._step)
         return pts
 
     def _batch(self, frames: list[np.ndarray], pts: list[int], seq: int) -> FrameBatch:
@@ -133,8 +163,6 @@ class Decode(Stage):
                           time_base=self._tb, seq=seq, color=self._color)
 
     def _audio_chunks(self) -> Iterator[tuple[str, AudioChunk]]:
-        if not self._audio_pending:
-            return
         by_stream: dict[int, list[Any]] = {}
         for packet in self._audio_pending:
             by_stream.setdefault(self._audio_index[packet.stream.index], []).append(packet)
@@ -147,11 +175,3 @@ class Decode(Stage):
         if self._container is not None:
             self._container.close()
             self._container = None
-
-
-def _field_order(stream: Any, frame: av.VideoFrame) -> str:
-    order = getattr(stream.codec_context, "field_order", None)
-    names = {1: "progressive", 2: "tt", 3: "bb", 4: "tb", 5: "bt"}
-    if isinstance(order, int) and order in names:
-        return names[order]
-    return "interlaced" if frame.interlaced_frame else "progressive"
