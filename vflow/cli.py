@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -93,7 +95,7 @@ def _stages(_: argparse.Namespace) -> int:
         for p in stage_params(cls).values():
             table.add_row(p.name, p.type_name, "(required)" if p.required else repr(p.default))
         console.print(table)
-        doc = (cls.__doc__ or "").strip()
+        doc = inspect.cleandoc(cls.__doc__ or "")
         console.print(f"inputs: {', '.join(cls.inputs) or '-'}; outputs: {', '.join(cls.outputs) or '-'}")
         if doc:
             console.print(doc, markup=False, highlight=False)
@@ -125,7 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return command(args)
     except Cancelled as e:
         print(f"vflow: {e}", file=sys.stderr)
-        return 130
+        return _interrupted(own_process=argv is None)
     except VflowError as e:
         if getattr(args, "debug", False):
             traceback.print_exc()
@@ -133,4 +135,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1 if isinstance(e, StageError) else 2
     except KeyboardInterrupt:
         print("vflow: interrupted (Ctrl-C)", file=sys.stderr)
-        return 130
+        return _interrupted(own_process=argv is None)
+
+
+def _interrupted(own_process: bool) -> int:
+    """Exit code 130. As the program itself (argv from the command line), leave at once: the stages have
+    stopped and removed their partial output, and the interpreter's own teardown (torch's alone takes about
+    a second, an interrupted encoder's threads more) would keep a Ctrl-C waiting."""
+    if own_process:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
+    return 130

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from fractions import Fraction
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -102,7 +102,8 @@ class Collect(Stage):
 
 
 def check_stage_contract(factory: Callable[[], Stage], *, frames: int = 10, batch: int = 4, width: int = 64,
-                         height: int = 48, audio: AudioInfo | None = None) -> list[Any]:
+                         height: int = 48, audio: AudioInfo | None = None,
+                         audio_chunks: Sequence[AudioChunk] = ()) -> list[Any]:
     """Drive one stage through its whole lifecycle the way the runtime does, asserting the contract.
 
     Checks: registered under its name; typed params whose defaults pass their own types; ``setup`` describes
@@ -145,11 +146,14 @@ def check_stage_contract(factory: Callable[[], Stage], *, frames: int = 10, batc
     try:
         if not cls.inputs:
             collect(st.generate())
-        else:
+        elif "video" in cls.inputs:
             for b in synthetic_batches(frames, batch, width, height):
                 before = b.frames.clone()
                 collect(st.process_port("video", b))
                 assert torch.equal(before, b.frames), "process() modified its input frames in place"
+        if "audio" in cls.inputs:
+            for chunk in audio_chunks:
+                collect(st.process_port("audio", chunk))
         collect(st.finish())
         ok = True
     finally:
@@ -157,6 +161,9 @@ def check_stage_contract(factory: Callable[[], Stage], *, frames: int = 10, batc
         st.teardown(ok)
     pts = [int(p) for item in emitted if isinstance(item, FrameBatch) for p in item.pts]
     assert pts == sorted(pts) and len(set(pts)) == len(pts), "output pts are not strictly increasing"
+    for stream in {c.stream for c in emitted if isinstance(c, AudioChunk)}:
+        times = [c.seconds() for c in emitted if isinstance(c, AudioChunk) and c.stream == stream]
+        assert times == sorted(times), f"audio stream {stream}: chunk times go backwards"
     return emitted
 
 

@@ -69,10 +69,12 @@ class VideoInfo:
 class AudioInfo:
     """What an audio port carries: one entry per audio stream of the source.
 
-    ``streams`` holds the source's PyAV streams (templates for stream copy and decoders).
+    ``streams`` holds the source's PyAV streams (templates for stream copy and decoders); ``decoded`` says
+    the chunks carry decoded frames (after a filter), not the source's compressed packets.
     """
 
     streams: tuple[Any, ...] = ()
+    decoded: bool = False
 
     def replace(self, **fields: Any) -> "AudioInfo":
         return dataclasses.replace(self, **fields)

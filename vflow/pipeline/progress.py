@@ -46,9 +46,10 @@ class LiveView:
         self.t0 = time.perf_counter()
         self.live = Live(self._render(False), console=self.console, refresh_per_second=4, transient=True)
 
-    def _render(self, final: bool) -> Table:
+    def _render(self, final: bool, failed: bool = False) -> Table:
         elapsed = time.perf_counter() - self.t0
-        return _table(self.stats, elapsed, f"vflow {'done in' if final else 'running'} {elapsed:.1f} s", final)
+        state = ("stopped after" if failed else "done in") if final else "running"
+        return _table(self.stats, elapsed, f"vflow {state} {elapsed:.1f} s", final)
 
     def __enter__(self) -> "LiveView":
         self.live.__enter__()
@@ -57,6 +58,6 @@ class LiveView:
     def tick(self) -> None:
         self.live.update(self._render(False))
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
         self.live.__exit__(None, None, None)
-        self.console.print(self._render(True))
+        self.console.print(self._render(True, failed=exc_type is not None))

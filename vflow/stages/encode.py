@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 import av
 
+from ..media.audio import decoder_for
 from ..media.color import from_rgb
 from ..media.probe import MediaError
 from ..pipeline.frames import AudioChunk, AudioInfo, ColorInfo, FrameBatch, VideoInfo
@@ -85,7 +86,8 @@ class Encode(Stage):
         self.video: VideoInfo = ctx.inputs["video"]  # type: ignore[assignment]
         audio = ctx.inputs.get("audio")
         self.audio_templates = audio.streams if isinstance(audio, AudioInfo) else ()
-        self.copy_audio = [self._audio_copy_ok(t) for t in self.audio_templates]
+        decoded = isinstance(audio, AudioInfo) and audio.decoded
+        self.copy_audio = [not decoded and self._audio_copy_ok(t) for t in self.audio_templates]
         self.color = ColorInfo(0, 2, self.video.color.primaries, self.video.color.transfer) \
             if self.pix_fmt.startswith(("gbr", "bgr", "rgb")) else self.video.color
         try:  # everything the real file will do, into memory: codec/container/size problems show now
@@ -138,7 +140,7 @@ class Encode(Stage):
                     if codec == "aac":
                         a.bit_rate = self.audio_bitrate
                     self._astreams.append(a)
-                self._decoders.append(None if copy else av.CodecContext.create(template.codec_context.name, "r"))
+                self._decoders.append(None if copy else decoder_for(template))
             out.start_encoding()
         except BaseException:
             out.close()
