@@ -45,7 +45,7 @@ def test_check_rejects_a_bad_param(capfd: pytest.CaptureFixture[str], tmp_path: 
     code, stdout, err = vflow(capfd, "check", "copy", "-i", clip24, "-o", tmp_path / "out.mp4",
                               "--set", "encode.crff=3")
     assert code == 2 and stdout == ""
-    assert err.strip() == ("vflow: error: --set encode.crff=3:1:1: stage 'encode' (encode): unknown param 'crff'; "
+    assert err.strip() == ("vflow: error: --set encode.crff=3: stage 'encode' (encode): unknown param 'crff'; "
                            "valid params: path, codec, crf, preset, pix_fmt, threads, audio_codec, audio_bitrate")
 
 

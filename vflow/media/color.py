@@ -36,7 +36,7 @@ def to_rgb(frame: av.VideoFrame, color: ColorInfo) -> np.ndarray:
 
 def from_rgb(rgb: np.ndarray, pix_fmt: str, color: ColorInfo) -> av.VideoFrame:
     """An (H, W, 3) uint8 RGB array as a frame of ``pix_fmt``, converted with ``color``'s matrix and range."""
-    frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+    frame = av.VideoFrame.from_numpy_buffer(rgb, format="rgb24")  # no copy: sws reads the array itself
     if pix_fmt == "rgb24":
         return frame
     if pix_fmt.startswith(("gbr", "rgb", "bgr")):

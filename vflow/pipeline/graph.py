@@ -78,18 +78,18 @@ class GraphSpec:
         """Apply ``stage.param=value`` (value parsed as YAML), as given to ``--set``."""
         key, eq, raw = assignment.partition("=")
         stage_name, dot, param = key.strip().partition(".")
-        where = Location("--set", 1, 1)
+        where = Location(f"--set {assignment}")
         if not eq or not dot or not param:
-            raise GraphError(f"--set expects stage.param=value, got '{assignment}'", where)
+            raise GraphError("expects stage.param=value", where)
         if stage_name not in self.stages:
-            raise GraphError(f"--set names unknown stage '{stage_name}'; stages: {', '.join(self.stages)}", where)
+            raise GraphError(f"names unknown stage '{stage_name}'; stages: {', '.join(self.stages)}", where)
         try:
             value = yaml.safe_load(raw) if raw.strip() else ""
         except yaml.YAMLError:
             value = raw
         spec = self.stages[stage_name]
         spec.params[param] = value
-        spec.param_where[param] = Location(f"--set {assignment}", 1, 1)
+        spec.param_where[param] = where
 
 
 def _fmt(e: Endpoint) -> str:

@@ -125,20 +125,23 @@ class Decode(Stage):
         yield from self._deint.push(None)
 
     def generate(self) -> Iterator[Any]:
-        frames: list[np.ndarray] = []
+        buf: torch.Tensor | None = None
         pts: list[int] = []
         seq = 0
         for frame in self._pictures():
-            frames.append(self._rgb(frame))
+            rgb = self._rgb(frame)
+            if buf is None:  # each frame is converted straight into its batch: one copy, no np.stack pass
+                buf = torch.empty((self.batch, *rgb.shape), dtype=torch.uint8)
+            buf[len(pts)] = torch.from_numpy(rgb)
             pts.append(self._pts_of(frame))
-            if len(frames) == self.batch:
+            if len(pts) == self.batch:
                 yield from self._audio_chunks()
-                yield "video", self._batch(frames, pts, seq)
-                frames, pts, seq = [], [], seq + 1
+                yield "video", self._batch(buf, pts, seq)
+                buf, pts, seq = None, [], seq + 1
             elif len(self._audio_pending) >= AUDIO_PACKETS_PER_CHUNK:
                 yield from self._audio_chunks()
-        if frames:
-            yield "video", self._batch(frames, pts, seq)
+        if buf is not None:
+            yield "video", self._batch(buf[: len(pts)], pts, seq)
         yield from self._audio_chunks()
 
     def _rgb(self, frame: av.VideoFrame) -> np.ndarray:
@@ -158,8 +161,8 @@ class Decode(Stage):
         self._next_pts = pts + (duration or self._step)
         return pts
 
-    def _batch(self, frames: list[np.ndarray], pts: list[int], seq: int) -> FrameBatch:
-        return FrameBatch(frames=torch.from_numpy(np.stack(frames)), pts=torch.tensor(pts, dtype=torch.int64),
+    def _batch(self, frames: torch.Tensor, pts: list[int], seq: int) -> FrameBatch:
+        return FrameBatch(frames=frames, pts=torch.tensor(pts, dtype=torch.int64),
                           time_base=self._tb, seq=seq, color=self._color)
 
     def _audio_chunks(self) -> Iterator[tuple[str, AudioChunk]]:
