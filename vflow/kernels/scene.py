@@ -1,9 +1,10 @@
 """Streaming hard-cut detection.
 
-Each frame is reduced to a small block-averaged picture (about 160 px wide): its luma plane and a
+Each frame is reduced to a small block-averaged picture (about 80 px wide): its luma plane and a
 hue/saturation histogram with one extra bin for achromatic pixels. Two frames differ by the mean
 absolute luma difference after matching their mean luma (a clamped gain, so film flicker and
-flashes do not count) plus a weighted histogram distance.
+flashes do not count), minimised over small global shifts (camera shake, gate weave), plus a
+weighted histogram distance.
 
 A frame ``t`` starts a new shot when the frames just before it (``t-L .. t-1``) and the frames from
 it on (``t .. t+L-1``) are far apart *pairwise* — the closest cross pair still differs — while the
@@ -87,25 +88,46 @@ def luma_and_hist(small: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray
 
 
 @nb.njit(nogil=True, cache=True)
+def _shifted_sad(ya: np.ndarray, yb: np.ndarray, g: float, dy: int, dx: int, shift: int, stride: int) -> float:
+    """Mean |ya - g * yb shifted by (dy, dx)| over the interior, sampling every ``stride`` pixels."""
+    acc = 0.0
+    count = 0
+    for y in range(shift, ya.shape[0] - shift, stride):
+        for x in range(shift, ya.shape[1] - shift, stride):
+            acc += abs(ya[y, x] - g * yb[y + dy, x + dx])
+            count += 1
+    return acc / count
+
+
+@nb.njit(nogil=True, cache=True)
 def frame_distance(
     ya: np.ndarray, ma: float, ha: np.ndarray, yb: np.ndarray, mb: float, hb: np.ndarray,
-    max_gain: float, hist_weight: float,
+    max_gain: float, hist_weight: float, shift: int,
 ) -> float:
-    """Gain-matched mean absolute luma difference plus ``hist_weight`` x half-L1 histogram distance."""
+    """Gain-matched mean absolute luma difference, minimised over global shifts of up to ``shift``
+    pixels (camera shake, gate weave; coarse search on a 2x-subsampled grid, then refined), plus
+    ``hist_weight`` x half-L1 histogram distance."""
     g = min(max((ma + 2.0) / (mb + 2.0), 1.0 / max_gain), max_gain)
-    acc = 0.0
-    for y in range(ya.shape[0]):
-        for x in range(ya.shape[1]):
-            acc += abs(ya[y, x] - g * yb[y, x])
+    by = bx = 0
+    coarse = np.inf
+    for dy in range(-shift, shift + 1):
+        for dx in range(-shift, shift + 1):
+            v = _shifted_sad(ya, yb, g, dy, dx, shift, 2)
+            if v < coarse:
+                coarse, by, bx = v, dy, dx
+    best = np.inf
+    for dy in range(max(by - 1, -shift), min(by + 1, shift) + 1):
+        for dx in range(max(bx - 1, -shift), min(bx + 1, shift) + 1):
+            best = min(best, _shifted_sad(ya, yb, g, dy, dx, shift, 1))
     hd = 0.0
     for k in range(ha.shape[0]):
         hd += abs(ha[k] - hb[k])
-    return acc / ya.size + hist_weight * 0.5 * hd
+    return best + hist_weight * 0.5 * hd
 
 
 @nb.njit(nogil=True, cache=True, parallel=True)
 def band_distances(
-    luma: np.ndarray, means: np.ndarray, hist: np.ndarray, band: int, max_gain: float, hist_weight: float,
+    luma: np.ndarray, means: np.ndarray, hist: np.ndarray, band: int, max_gain: float, hist_weight: float, shift: int,
 ) -> np.ndarray:
     """``out[i, k] = distance(i, i + k)`` for ``1 <= k < band`` (NaN past the end)."""
     n = luma.shape[0]
@@ -116,7 +138,9 @@ def band_distances(
         j = i + k
         if k == 0 or j >= n:
             continue
-        out[i, k] = frame_distance(luma[i], means[i], hist[i], luma[j], means[j], hist[j], max_gain, hist_weight)
+        out[i, k] = frame_distance(
+            luma[i], means[i], hist[i], luma[j], means[j], hist[j], max_gain, hist_weight, shift
+        )
     return out
 
 
@@ -133,24 +157,25 @@ class SceneDetector:
         width: int = 80,
         window: int = 4,
         min_score: float = 12.0,
-        contrast: float = 1.6,
+        contrast: float = 1.4,
         median_ratio: float = 1.5,
         history: int = 48,
         min_scene_len: int = 8,
         max_gain: float = 1.6,
         hist_weight: float = 32.0,
         isolation: float = 2.0,
+        shift: int = 4,
     ) -> None:
-        """``window``: frames compared on each side of a candidate cut; ``min_score``: absolute floor
-        (luma levels) of the closest cross pair; ``contrast``: how much the cross distance must beat
-        the largest distance within a side; ``median_ratio``: how much it must beat the median of the
+        """``width``: target width of the small frames; ``window``: frames compared on each side of a
+        candidate cut; ``min_score``: absolute floor (luma levels) of the closest cross pair;
+        ``contrast``: how much the cross distance must beat the largest distance within a side; ``median_ratio``: how much it must beat the median of the
         last ``history`` frame-to-frame differences; ``min_scene_len``: shortest shot in frames;
         ``isolation``: one frame of a side is left out (flash, dirt) when that shrinks the side's
-        largest inner distance this many times."""
+        largest inner distance this many times; ``shift``: global shift searched, in small-frame pixels."""
         self.width, self.window, self.min_score = width, window, min_score
         self.contrast, self.median_ratio, self.history = contrast, median_ratio, history
         self.min_scene_len, self.max_gain, self.hist_weight = min_scene_len, max_gain, hist_weight
-        self.isolation = isolation
+        self.isolation, self.shift = isolation, shift
         self.reset()
 
     @property
@@ -195,7 +220,9 @@ class SceneDetector:
         last = end - 1 if final else end - L  # last frame that can be decided now
         cuts: list[int] = []
         if last >= self._next:
-            d = band_distances(self._luma, self._means, self._hist, 2 * L, self.max_gain, self.hist_weight)
+            d = band_distances(
+                self._luma, self._means, self._hist, 2 * L, self.max_gain, self.hist_weight, self.shift
+            )
             for t in range(self._next, last + 1):
                 if self._is_cut(d, t, end):
                     cuts.append(t)
@@ -209,6 +236,17 @@ class SceneDetector:
         return cuts
 
     def _is_cut(self, d: np.ndarray, t: int, end: int) -> bool:
+        cross, inside, baseline = self._scores(d, t, end)
+        return (
+            t - self._last_cut >= self.min_scene_len
+            and cross >= self.min_score
+            and cross >= self.contrast * (inside + 2.0)
+            and cross >= self.median_ratio * baseline
+        )
+
+    def _scores(self, d: np.ndarray, t: int, end: int) -> tuple[float, float, float]:
+        """(closest cross pair, largest distance inside a side, rolling median of frame differences)."""
+
         def dist(i: int, j: int) -> float:
             return float(d[i - self._first, j - i])
 
@@ -223,14 +261,7 @@ class SceneDetector:
 
         pre = side(list(range(max(self._first, t - self.window), t)))
         post = side(list(range(t, min(end, t + self.window))))
-        step = dist(t - 1, t)
         baseline = float(np.median(self._diffs)) if self._diffs else 0.0
-        self._diffs.append(step)
+        self._diffs.append(dist(t - 1, t))
         cross = min(dist(i, j) for i in pre for j in post)
-        inside = max(spread(pre), spread(post))
-        return (
-            t - self._last_cut >= self.min_scene_len
-            and cross >= self.min_score
-            and cross >= self.contrast * (inside + 2.0)
-            and cross >= self.median_ratio * baseline
-        )
+        return cross, max(spread(pre), spread(post)), baseline

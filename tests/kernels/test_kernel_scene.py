@@ -1,0 +1,58 @@
+import numpy as np
+import pytest
+
+from kernel_media import cuts, decode
+from vflow.kernels.scene import SceneDetector
+
+TOLERANCE = 1  # frames
+
+
+def f1(found: list[int], truth: list[int]) -> float:
+    """F1 of detected cuts, a detection matching one unused true cut within TOLERANCE frames."""
+    unused, hits = set(truth), 0
+    for t in found:
+        match = next((u for u in sorted(unused) if abs(u - t) <= TOLERANCE), None)
+        if match is not None:
+            unused.discard(match)
+            hits += 1
+    missed, false = len(truth) - hits, len(found) - hits
+    return 1.0 if hits + missed + false == 0 else 2 * hits / (2 * hits + missed + false)
+
+
+def detect(frames: np.ndarray, batch: int) -> list[int]:
+    detector = SceneDetector()
+    found = []
+    for i in range(0, len(frames), batch):
+        found += detector.push(frames[i : i + batch])
+    return found + detector.flush()
+
+
+@pytest.mark.parametrize("clip", sorted(cuts()))
+def test_f1_on_real_clips(clip):
+    truth = cuts()[clip]["hard_cuts"]
+    found = detect(decode(clip, width=320), batch=16)  # the detector works at 80 px anyway
+    assert f1(found, truth) >= 0.9, f"found {found}, truth {truth}"
+
+
+def test_batching_does_not_change_cuts():
+    frames = decode("video/oldfilm_abomb_blast_effects_part1.mp4", 20, 50)
+    assert detect(frames, 1) == detect(frames, 7) == detect(frames, 50) == [44 - 20]
+
+
+def test_flash_frame_is_not_a_cut():
+    frames = decode("video/oldfilm_abomb_blast_effects_part1.mp4", 50, 40)
+    frames[20] = np.clip(frames[20] * 1.8, 0, 255).astype(np.uint8)
+    assert detect(frames, 16) == []
+
+
+def test_reset_restarts_indices():
+    frames = decode("video/oldfilm_abomb_blast_effects_part1.mp4", 30, 30)
+    detector = SceneDetector()
+    first = detector.push(frames) + detector.flush()
+    detector.reset()
+    assert detector.push(frames) + detector.flush() == first == [14]
+
+
+def test_rejects_wrong_dtype():
+    with pytest.raises(ValueError, match="uint8"):
+        SceneDetector().push(np.zeros((2, 16, 16, 3), np.float32))
