@@ -34,6 +34,11 @@ def _parser() -> argparse.ArgumentParser:
             c.add_argument("--json", metavar="REPORT", help="write the run's figures as JSON")
             c.add_argument("-q", "--quiet", action="store_true", help="no live view or summary")
     sub.add_parser("stages", help="list every registered stage with its params")
+    e = sub.add_parser("eval", help="PSNR and SSIM of a video against a reference")
+    e.add_argument("--reference", required=True, help="the reference video")
+    e.add_argument("--distorted", required=True, help="the video to measure")
+    e.add_argument("--json", metavar="REPORT", help="write per-frame figures as JSON")
+    e.add_argument("--no-ssim", action="store_true", help="PSNR only (faster)")
     m = sub.add_parser("models", help="list the model zoo, or convert its weights (import-ncnn)")
     m.add_argument("action", nargs="?", choices=["list", "import-ncnn"], default="list")
     m.add_argument("names", nargs="*", help="models to convert (default: all)")
@@ -103,6 +108,19 @@ def _stages(_: argparse.Namespace) -> int:
     return 0
 
 
+def _eval(args: argparse.Namespace) -> int:
+    graph = {"stages": {"ref": {"type": "decode", "params": {"path": args.reference, "deinterlace": "off"}},
+                        "dist": {"type": "decode", "params": {"path": args.distorted, "deinterlace": "off"}},
+                        "metrics": {"type": "metrics", "params": {"path": args.json, "ssim": not args.no_ssim}}},
+             "edges": ["ref.video -> metrics.reference", "dist.video -> metrics.distorted"]}
+    pipeline = Pipeline.load(graph)
+    pipeline.run()
+    s = pipeline.stage("metrics").summary()  # type: ignore[attr-defined]
+    ssim = f", SSIM {s['ssim_mean']:.4f}" if s["ssim_mean"] is not None else ""
+    print(f"{s['frames']} frames: PSNR {s['psnr_mean']:.2f} dB{ssim}")
+    return 0
+
+
 def _models(args: argparse.Namespace) -> int:
     from .models import import_ncnn, list_models
 
@@ -122,7 +140,8 @@ def _models(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    command = {"run": _run, "check": _check, "stages": _stages, "models": _models}[args.command]
+    command = {"run": _run, "check": _check, "stages": _stages, "models": _models,
+               "eval": _eval}[args.command]
     try:
         return command(args)
     except Cancelled as e:

@@ -1,0 +1,102 @@
+"""scene_split: mark each frame's shot (scene index) with the numba cut detector; optionally write a scene list."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections import deque
+from fractions import Fraction
+from pathlib import Path
+from typing import Iterator
+
+import torch
+
+from ..kernels.scene import SceneDetector
+from ..pipeline.frames import FrameBatch
+from ..pipeline.registry import stage
+from ..pipeline.stage import Stage, StageContext
+
+
+@stage("scene_split")
+class SceneSplit(Stage):
+    """Detect hard cuts (robust to flashes, flicker, gate weave and grain of old film) and set ``scene``.
+
+    Temporal stages downstream reset their state where the scene index changes. The detector decides a
+    frame once it has seen a few frames after it, so batches leave this stage about one batch late.
+    ``list_path`` (``.csv`` or ``.json``) writes the scene list with frame numbers and timecodes, like
+    PySceneDetect's.
+
+    ```yaml
+    scenes: {type: scene_split, params: {min_scene_len: 8, list_path: scenes.csv}}
+    ```
+    """
+
+    def __init__(self, min_scene_len: int = 8, min_score: float = 12.0, list_path: str | None = None):
+        if min_scene_len < 1:
+            raise ValueError("min_scene_len must be at least 1")
+        if list_path is not None and Path(list_path).suffix.lower() not in (".csv", ".json"):
+            raise ValueError("list_path must end in .csv or .json")
+        self.min_scene_len, self.min_score, self.list_path = min_scene_len, min_score, list_path
+        self.cuts: list[int] = []
+
+    def setup(self, ctx: StageContext) -> None:
+        self.detector = SceneDetector(min_scene_len=self.min_scene_len, min_score=self.min_score)
+        self._held: deque[tuple[int, FrameBatch]] = deque()  # (index of its first frame, batch)
+        self._pushed = 0
+        self._times: list[tuple[int, Fraction]] = []  # (frame, seconds) of every frame, for the list
+        self._written: Path | None = None
+        return None
+
+    def process(self, batch: FrameBatch) -> Iterator[FrameBatch]:
+        self._held.append((self._pushed, batch))
+        self._pushed += len(batch)
+        if self.list_path:
+            self._times += [(self._pushed - len(batch) + i, int(p) * batch.time_base) for i, p in enumerate(batch.pts)]
+        self.cuts += self.detector.push(batch.frames.numpy())
+        yield from self._release(decided=self._pushed - self.detector.lookahead)
+
+    def finish(self) -> Iterator[FrameBatch]:
+        self.cuts += self.detector.flush()
+        yield from self._release(decided=self._pushed)
+        if self.list_path:
+            self._write_list()
+
+    def _release(self, decided: int) -> Iterator[FrameBatch]:
+        """Emit the held batches whose every frame has been decided, with their scene indices."""
+        while self._held and self._held[0][0] + len(self._held[0][1]) <= decided:
+            start, batch = self._held.popleft()
+            index = torch.arange(start, start + len(batch))
+            scene = torch.searchsorted(torch.tensor(self.cuts, dtype=torch.int64), index, right=True)
+            yield batch.replace(scene=scene)
+
+    def _write_list(self) -> None:
+        starts = [0, *self.cuts]
+        ends = [*(c - 1 for c in self.cuts), self._pushed - 1]
+        seconds = dict(self._times)
+        rows = [{"scene": i, "start_frame": a, "end_frame": b, "start_time": _timecode(seconds[a]),
+                 "end_time": _timecode(seconds[b]), "start_seconds": float(seconds[a]),
+                 "end_seconds": float(seconds[b])} for i, (a, b) in enumerate(zip(starts, ends))]
+        path = Path(self.list_path)  # type: ignore[arg-type]
+        tmp = path.with_name(path.name + ".partial")
+        with open(tmp, "w", newline="") as f:
+            if path.suffix.lower() == ".json":
+                json.dump({"cuts": self.cuts, "scenes": rows}, f, indent=2)
+            else:
+                writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+                writer.writeheader()
+                writer.writerows(rows)
+        self._written = tmp
+
+    def teardown(self, ok: bool) -> None:
+        if self._written is not None and self.list_path:
+            if ok:
+                os.replace(self._written, self.list_path)
+            else:
+                self._written.unlink(missing_ok=True)
+            self._written = None
+
+
+def _timecode(seconds: Fraction) -> str:
+    ms = round(seconds * 1000)
+    return f"{ms // 3_600_000:02d}:{ms // 60_000 % 60:02d}:{ms // 1000 % 60:02d}.{ms % 1000:03d}"
