@@ -130,3 +130,9 @@ def test_restore_classic_graph_on_the_sample(tmp_path: Path) -> None:
         times_out = [f.pts * f.time_base for f in b.decode(video=0)]
         assert times_out == times_in
         assert b.streams.audio[0].codec_context.name == "aac"
+
+
+def test_metrics_contract() -> None:
+    stage = Metrics()
+    check_stage_contract(lambda: stage, frames=6)
+    assert stage.summary()["frames"] == 6 and stage.summary()["psnr_mean"] == float("inf")

@@ -117,9 +117,8 @@ def check_stage_contract(factory: Callable[[], Stage], *, frames: int = 10, batc
     for p in stage_params(cls).values():
         if not p.required:
             coerce_param(p, p.default)
-    inputs: dict[str, Any] = {}
-    if "video" in cls.inputs:
-        inputs["video"] = synthetic_info(width, height, frames=frames)
+    video_ports = [p for p, kind in cls.inputs.items() if kind is FrameBatch]
+    inputs: dict[str, Any] = {p: synthetic_info(width, height, frames=frames) for p in video_ports}
     if "audio" in cls.inputs and audio is not None:
         inputs["audio"] = audio
     ctx = StageContext(name=cls.registry_name, inputs=inputs, connected_outputs=frozenset(cls.outputs),
@@ -146,11 +145,11 @@ def check_stage_contract(factory: Callable[[], Stage], *, frames: int = 10, batc
     try:
         if not cls.inputs:
             collect(st.generate())
-        elif "video" in cls.inputs:
-            for b in synthetic_batches(frames, batch, width, height):
-                before = b.frames.clone()
-                collect(st.process_port("video", b))
-                assert torch.equal(before, b.frames), "process() modified its input frames in place"
+        for b in synthetic_batches(frames, batch, width, height) if video_ports else ():
+            before = b.frames.clone()
+            for port in video_ports:
+                collect(st.process_port(port, b))
+            assert torch.equal(before, b.frames), "process() modified its input frames in place"
         if "audio" in cls.inputs:
             for chunk in audio_chunks:
                 collect(st.process_port("audio", chunk))
