@@ -137,7 +137,7 @@ class Runner:
 
     def _fail(self, node: Node, exc: BaseException) -> None:
         with self._lock:
-            if self._error is None and not (isinstance(exc, _Stop)):
+            if self._error is None:
                 err = StageError(node.name, node.stats.type_name, node.stats.last_pts, exc)
                 err.__cause__ = exc
                 self._error = err

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import math
-import os
 import tempfile
 from fractions import Fraction
 from pathlib import Path
@@ -16,6 +15,7 @@ from ..media.audio import decoder_for
 from ..media.color import from_rgb
 from ..media.probe import MediaError
 from ..pipeline.frames import AudioChunk, AudioInfo, ColorInfo, FrameBatch, VideoInfo
+from ..pipeline.outputs import PartialFile
 from ..pipeline.registry import stage
 from ..pipeline.stage import Stage, StageContext
 
@@ -69,9 +69,8 @@ class Encode(Stage):
         if default_preset is not None:
             self.options["preset"] = preset or default_preset
         self.audio_codec, self.audio_bitrate = audio_codec, audio_bitrate
-        self.partial = self.path.with_name(self.path.name + ".partial")
+        self.target = PartialFile(self.path)
         self._out: av.container.OutputContainer | None = None
-        self._complete = False
         self._frames = 0
 
     # -- build time ----------------------------------------------------------------------------
@@ -159,8 +158,8 @@ class Encode(Stage):
     # -- run time ------------------------------------------------------------------------------
     def process_port(self, port: str, item: Any) -> None:
         if self._out is None:
-            self.partial.parent.mkdir(parents=True, exist_ok=True)
-            self._out = self._open(str(self.partial))
+            self.target.partial.parent.mkdir(parents=True, exist_ok=True)
+            self._out = self._open(str(self.target.partial))
         if port == "video":
             self._write_video(item)
         else:
@@ -202,7 +201,7 @@ class Encode(Stage):
                 self._out.mux(stream.encode(None))
         self._out.close()
         self._out = None
-        self._complete = True
+        self.target.ready()
 
     def teardown(self, ok: bool) -> None:
         if self._out is not None:
@@ -211,11 +210,7 @@ class Encode(Stage):
             except (av.FFmpegError, OSError, ValueError):
                 pass
             self._out = None
-        if ok and self._complete:
-            os.replace(self.partial, self.path)
-        else:
-            self.partial.unlink(missing_ok=True)
-        self._complete = False
+        self.target.close(ok)
 
 
 def _check_writable(directory: Path) -> None:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..kernels.metrics import psnr, ssim
 from ..pipeline.frames import FrameBatch, VideoInfo
+from ..pipeline.outputs import PartialFile
 from ..pipeline.registry import stage
 from ..pipeline.stage import Stage, StageContext
 
@@ -33,6 +32,7 @@ class Metrics(Stage):
         self.path, self.with_ssim = path, ssim
         self.psnr: list[float] = []
         self.ssim: list[float] = []
+        self.report: PartialFile | None = None
 
     def setup(self, ctx: StageContext) -> None:
         ref, dist = ctx.inputs["reference"], ctx.inputs["distorted"]
@@ -40,7 +40,7 @@ class Metrics(Stage):
         if (ref.width, ref.height) != (dist.width, dist.height):
             raise ValueError(f"reference is {ref.width}x{ref.height} but distorted is {dist.width}x{dist.height}")
         self._pending: dict[str, list[np.ndarray]] = {"reference": [], "distorted": []}
-        self._written: Path | None = None
+        self.report = PartialFile(self.path) if self.path else None
         return None
 
     def process_port(self, port: str, item: Any) -> None:
@@ -65,15 +65,9 @@ class Metrics(Stage):
         left = {p: len(v) for p, v in self._pending.items() if v}
         if left:
             raise ValueError(f"the streams differ in length: {left} frame(s) left unmatched")
-        if self.path:
-            tmp = Path(self.path + ".partial")
-            tmp.write_text(json.dumps(self.summary(), indent=2))
-            self._written = tmp
+        if self.report is not None:
+            self.report.write_text(json.dumps(self.summary(), indent=2))
 
     def teardown(self, ok: bool) -> None:
-        if self._written is not None and self.path:
-            if ok:
-                os.replace(self._written, self.path)
-            else:
-                self._written.unlink(missing_ok=True)
-            self._written = None
+        if self.report is not None:
+            self.report.close(ok)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
-import os
 from collections import deque
 from fractions import Fraction
 from pathlib import Path
@@ -14,6 +14,7 @@ import torch
 
 from ..kernels.scene import SceneDetector
 from ..pipeline.frames import FrameBatch
+from ..pipeline.outputs import PartialFile
 from ..pipeline.registry import stage
 from ..pipeline.stage import Stage, StageContext
 
@@ -39,13 +40,14 @@ class SceneSplit(Stage):
             raise ValueError("list_path must end in .csv or .json")
         self.min_scene_len, self.min_score, self.list_path = min_scene_len, min_score, list_path
         self.cuts: list[int] = []
+        self.listing: PartialFile | None = None
 
     def setup(self, ctx: StageContext) -> None:
         self.detector = SceneDetector(min_scene_len=self.min_scene_len, min_score=self.min_score)
         self._held: deque[tuple[int, FrameBatch]] = deque()  # (index of its first frame, batch)
         self._pushed = 0
         self._times: list[tuple[int, Fraction]] = []  # (frame, seconds) of every frame, for the list
-        self._written: Path | None = None
+        self.listing = PartialFile(self.list_path) if self.list_path else None
         return None
 
     def process(self, batch: FrameBatch) -> Iterator[FrameBatch]:
@@ -59,8 +61,8 @@ class SceneSplit(Stage):
     def finish(self) -> Iterator[FrameBatch]:
         self.cuts += self.detector.flush()
         yield from self._release(decided=self._pushed)
-        if self.list_path:
-            self._write_list()
+        if self.listing is not None:
+            self.listing.write_text(self._scene_list(self.listing.path.suffix.lower()))
 
     def _release(self, decided: int) -> Iterator[FrameBatch]:
         """Emit the held batches whose every frame has been decided, with their scene indices."""
@@ -70,31 +72,25 @@ class SceneSplit(Stage):
             scene = torch.searchsorted(torch.tensor(self.cuts, dtype=torch.int64), index, right=True)
             yield batch.replace(scene=scene)
 
-    def _write_list(self) -> None:
+    def _scene_list(self, suffix: str) -> str:
+        """The scenes with first/last frame and timecodes, as CSV or JSON."""
         starts = [0, *self.cuts]
         ends = [*(c - 1 for c in self.cuts), self._pushed - 1]
         seconds = dict(self._times)
         rows = [{"scene": i, "start_frame": a, "end_frame": b, "start_time": _timecode(seconds[a]),
                  "end_time": _timecode(seconds[b]), "start_seconds": float(seconds[a]),
                  "end_seconds": float(seconds[b])} for i, (a, b) in enumerate(zip(starts, ends))]
-        path = Path(self.list_path)  # type: ignore[arg-type]
-        tmp = path.with_name(path.name + ".partial")
-        with open(tmp, "w", newline="") as f:
-            if path.suffix.lower() == ".json":
-                json.dump({"cuts": self.cuts, "scenes": rows}, f, indent=2)
-            else:
-                writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-                writer.writeheader()
-                writer.writerows(rows)
-        self._written = tmp
+        if suffix == ".json":
+            return json.dumps({"cuts": self.cuts, "scenes": rows}, indent=2)
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        return out.getvalue()
 
     def teardown(self, ok: bool) -> None:
-        if self._written is not None and self.list_path:
-            if ok:
-                os.replace(self._written, self.list_path)
-            else:
-                self._written.unlink(missing_ok=True)
-            self._written = None
+        if self.listing is not None:
+            self.listing.close(ok)
 
 
 def _timecode(seconds: Fraction) -> str:
