@@ -133,3 +133,21 @@ def test_restore_in_a_graph_gives_4x_frames_with_the_same_pts(tmp_path: Path) ->
     sink = pipeline.stage("out")
     assert sink.frames().shape == (6, 96, 128, 3)
     assert sink.pts() == list(range(6))
+
+
+@pytest.mark.timeout(600)
+def test_upscale_x4_graph_on_real_dv_keeps_frames_pts_and_both_audio_streams(tmp_path: Path) -> None:
+    """graphs/upscale_x4.yaml (RRDB x4plus) on the one-frame DV clip: 4x frames, same pts, audio kept."""
+    import av
+
+    from vflow.cli import main
+
+    src = KODAK.parents[2] / "video" / "interlaced_dv_ntsc_sony_perfect_1frame.dv"
+    out = tmp_path / "x4.mkv"
+    assert main(["run", "upscale_x4", "-i", str(src), "-o", str(out), "-q", "--set", "restore.device=cpu"]) == 0
+    with av.open(str(src)) as a, av.open(str(out)) as b:
+        fa, fb = list(a.decode(video=0)), list(b.decode(video=0))
+        assert len(fb) == len(fa) == 1
+        assert (fb[0].width, fb[0].height) == (4 * fa[0].width, 4 * fa[0].height)
+        assert fb[0].pts * fb[0].time_base == fa[0].pts * fa[0].time_base
+        assert len(b.streams.audio) == len(a.streams.audio) == 2
