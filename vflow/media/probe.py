@@ -36,9 +36,18 @@ def open_input(path: str | Path) -> av.container.InputContainer:
     return container
 
 
+AVFMT_NOTIMESTAMPS = 0x80
+
+
 def frame_rate(stream: av.video.stream.VideoStream) -> Fraction | None:
-    """The stream's average frame rate, ignoring the bogus values some demuxers report (DV: 60000)."""
-    for rate in (stream.average_rate, stream.guessed_rate, stream.base_rate):
+    """The stream's average frame rate, ignoring the bogus values some demuxers report (DV: 60000).
+
+    A raw elementary stream (``.h264``) has no timestamps: its demuxer reports a default 25 fps, so the
+    rate the bitstream itself declares comes first there."""
+    rates = [stream.average_rate, stream.guessed_rate, stream.base_rate]
+    if stream.container.format.flags & AVFMT_NOTIMESTAMPS:
+        rates.insert(0, stream.codec_context.framerate)
+    for rate in rates:
         if rate and 0 < rate < 1000:
             return Fraction(rate)
     return None
