@@ -151,3 +151,11 @@ def test_upscale_x4_graph_on_real_dv_keeps_frames_pts_and_both_audio_streams(tmp
         assert (fb[0].width, fb[0].height) == (4 * fa[0].width, 4 * fa[0].height)
         assert fb[0].pts * fb[0].time_base == fa[0].pts * fa[0].time_base
         assert len(b.streams.audio) == len(a.streams.audio) == 2
+
+
+def test_restore_benchmark_rows_are_measured() -> None:
+    from vflow.benchmark import bench_batches
+
+    (row,) = bench_batches("realesr-animevideov3", 16, 12, torch.device("cpu"), [2], reps=1)
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[:3] == ["realesr-animevideov3", "16x12", "2"] and float(cells[3]) > 0 and float(cells[4]) > 0

@@ -39,6 +39,11 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--distorted", required=True, help="the video to measure")
     e.add_argument("--json", metavar="REPORT", help="write per-frame figures as JSON")
     e.add_argument("--no-ssim", action="store_true", help="PSNR only (faster)")
+    b = sub.add_parser("bench", help="throughput benchmarks (restore: models on CPU or CUDA)")
+    b.add_argument("what", choices=["restore"])
+    b.add_argument("--device", help="cpu or cuda (default: cuda when there is one)")
+    b.add_argument("--quick", action="store_true", help="batch 1 and 4 only, 2 timed runs")
+    b.add_argument("--no-compile", action="store_true", help="skip the torch.compile variant")
     m = sub.add_parser("models", help="list the model zoo, or convert its weights (import-ncnn)")
     m.add_argument("action", nargs="?", choices=["list", "import-ncnn"], default="list")
     m.add_argument("names", nargs="*", help="models to convert (default: all)")
@@ -121,6 +126,13 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench(args: argparse.Namespace) -> int:
+    from .benchmark import restore
+
+    restore(args.device, args.quick, not args.no_compile)
+    return 0
+
+
 def _models(args: argparse.Namespace) -> int:
     from .models import import_ncnn, list_models
 
@@ -141,7 +153,7 @@ def _models(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     command = {"run": _run, "check": _check, "stages": _stages, "models": _models,
-               "eval": _eval}[args.command]
+               "eval": _eval, "bench": _bench}[args.command]
     try:
         return command(args)
     except Cancelled as e:
