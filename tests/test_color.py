@@ -91,3 +91,26 @@ def test_saturation_scales_chroma_only() -> None:
 def test_bad_params() -> None:
     with pytest.raises(ValueError, match="clip"):
         Color(clip=0.5)
+
+
+def test_reference_transfer_brings_a_cast_frame_back_to_the_reference_colours() -> None:
+    """A frame with a strong cast, and a reference photo of the same scene: Lab error falls."""
+    from vflow.kernels.lab import rgb_to_lab
+
+    original = _image("kodim05.png")
+    cast = np.clip(original * np.array([1.25, 0.95, 0.6]), 0, 255).astype(np.uint8)
+    out = _run(Color(levels=False, reference=str(KODAK / "kodim05.png")), cast[None], [0])[0]
+
+    def delta_e(a: np.ndarray) -> float:
+        return float((rgb_to_lab(torch.from_numpy(a)) - rgb_to_lab(torch.from_numpy(original))).norm(dim=-1).mean())
+
+    assert delta_e(out) < 0.5 * delta_e(cast)
+
+
+def test_unreadable_reference_is_a_clear_error(tmp_path: Path) -> None:
+    from vflow.media.probe import MediaError
+
+    bad = tmp_path / "ref.jpg"
+    bad.write_text("not an image")
+    with pytest.raises(MediaError, match="reference image .*ref.jpg"):
+        Color(reference=str(bad)).setup(None)  # type: ignore[arg-type]

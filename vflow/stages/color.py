@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import av
 import numpy as np
 import torch
 
+from ..kernels.lab import lab_to_rgb, rgb_to_lab
+from ..media.probe import MediaError
 from ..pipeline.frames import FrameBatch
 from ..pipeline.registry import stage
 from ..pipeline.stage import Stage, StageContext
@@ -22,14 +25,17 @@ class Color(Stage):
     (per channel, which also undoes the uneven dye fading of old film; ``max_gain`` guards against
     blowing up noise); ``white_balance`` scales the channels to a common grey (grey world);
     ``saturation`` scales chroma around luma; ``strength`` blends the correction with the input.
+    ``reference`` (an image: a photo of the same people or place) transfers its colour statistics: each
+    shot's Lab mean and spread (smoothed like the rest) are mapped onto the reference's (Reinhard et al.).
 
     ```yaml
-    color: {type: color, params: {levels: true, saturation: 1.1}}
+    color: {type: color, params: {levels: true, saturation: 1.1, reference: grandma_1974.jpg}}
     ```
     """
 
     def __init__(self, levels: bool = True, white_balance: bool = False, saturation: float = 1.0,
-                 strength: float = 1.0, clip: float = 0.005, window: int = 24, max_gain: float = 3.0):
+                 strength: float = 1.0, clip: float = 0.005, window: int = 24, max_gain: float = 3.0,
+                 reference: str | None = None):
         if not 0 <= clip < 0.2:
             raise ValueError("clip must be in [0, 0.2)")
         if saturation < 0 or not 0 <= strength <= 1 or window < 1 or max_gain < 1:
@@ -37,10 +43,13 @@ class Color(Stage):
         self.levels, self.white_balance, self.saturation = levels, white_balance, saturation
         self.strength, self.clip, self.max_gain = strength, clip, max_gain
         self.beta = 2.0 / (window + 1.0)
+        self.reference = reference
 
     def setup(self, ctx: StageContext) -> None:
         self._scene: int | None = None
         self._state: np.ndarray | None = None  # (3, 3): black point, white point, mean per channel
+        self._lab: torch.Tensor | None = None  # (2, 3): Lab mean and spread of the shot so far
+        self._target = _lab_stats(_read_image(self.reference)) if self.reference else None
         return None
 
     def _measure(self, frame: np.ndarray) -> np.ndarray:
@@ -77,16 +86,40 @@ class Color(Stage):
         out = np.empty_like(frames)
         for i, (frame, scene) in enumerate(zip(frames, batch.scene.tolist())):
             stats = self._measure(frame)
-            if scene != self._scene or self._state is None:
-                self._state, self._scene = stats, scene
-            else:
-                self._state = self._state + self.beta * (stats - self._state)
+            new_shot = scene != self._scene or self._state is None
+            self._state = stats if new_shot else self._state + self.beta * (stats - self._state)
+            self._scene = scene
             lut = self._lut(self._state)
             for c in range(3):
                 out[i, ..., c] = lut[c][frame[..., c]]
+            if self._target is not None:
+                out[i] = self._transfer(torch.from_numpy(out[i]), new_shot).numpy()
         result = torch.from_numpy(out)
         if self.saturation != 1.0:
             f = result.float()
             luma = (f * _LUMA).sum(-1, keepdim=True)
             result = (luma + self.saturation * (f - luma)).round_().clamp_(0, 255).to(torch.uint8)
         return batch.replace(frames=result)
+
+    def _transfer(self, frame: torch.Tensor, new_shot: bool) -> torch.Tensor:
+        """Map the shot's smoothed Lab mean/spread onto the reference's."""
+        assert self._target is not None
+        stats = _lab_stats(frame[::4, ::4])
+        self._lab = stats if new_shot or self._lab is None else self._lab + self.beta * (stats - self._lab)
+        lab = rgb_to_lab(frame)
+        mapped = (lab - self._lab[0]) / self._lab[1].clamp_min(1e-3) * self._target[1] + self._target[0]
+        return lab_to_rgb(lab + self.strength * (mapped - lab))
+
+
+def _lab_stats(rgb: torch.Tensor) -> torch.Tensor:
+    lab = rgb_to_lab(rgb).reshape(-1, 3)
+    return torch.stack([lab.mean(0), lab.std(0)])
+
+
+def _read_image(path: str) -> torch.Tensor:
+    """An image file (anything FFmpeg reads) as (H, W, 3) uint8 RGB."""
+    try:
+        with av.open(path) as c:
+            return torch.from_numpy(next(c.decode(video=0)).to_ndarray(format="rgb24"))
+    except (av.FFmpegError, StopIteration, OSError) as e:
+        raise MediaError(f"reference image '{path}' cannot be read ({e})") from None
