@@ -1,0 +1,81 @@
+"""Throughput of each classical stage alone, in frames/s, at 720x480 and 1920x1080, on real frames.
+
+    python bench/bench_stages.py [--frames 48]
+
+Frames: the real Tears of Steel clip of ../shared/data, scaled with swscale to each size, in batches of
+8 (as decode emits them). Each stage is set up, warmed up on one batch (numba compiles or loads its
+cache), then timed over ``--frames`` frames; decode and encode are not included.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from fractions import Fraction
+from pathlib import Path
+from typing import Callable
+
+import av
+import numpy as np
+import torch
+
+from vflow.pipeline.frames import FrameBatch
+from vflow.pipeline.stage import Stage, StageContext
+from vflow.stages.audio_clean import AudioClean  # noqa: F401  (registers the built-ins)
+from vflow.stages.color import Color
+from vflow.stages.scene_split import SceneSplit
+from vflow.stages.temporal_smooth import TemporalSmooth
+from vflow.testing import synthetic_info
+
+CLIP = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "video" / "clean_scenecut_tears_of_steel_640x360.mp4"
+SIZES = [(720, 480), (1920, 1080)]
+STAGES: dict[str, Callable[[], Stage]] = {
+    "scene_split": SceneSplit,
+    "temporal_smooth (denoise)": lambda: TemporalSmooth(mode="denoise"),
+    "temporal_smooth (deflicker)": lambda: TemporalSmooth(mode="deflicker"),
+    "color (levels)": Color,
+}
+
+
+def real_batches(n: int, w: int, h: int, batch: int = 8) -> list[FrameBatch]:
+    with av.open(str(CLIP)) as c:
+        frames = [f.reformat(width=w, height=h, format="rgb24").to_ndarray()
+                  for _, f in zip(range(n + batch), c.decode(video=0))]
+    stack = torch.from_numpy(np.stack(frames))
+    return [FrameBatch(frames=stack[i:i + batch].contiguous(), pts=torch.arange(i, i + batch),
+                       time_base=Fraction(1, 24), seq=i // batch) for i in range(0, len(stack), batch)]
+
+
+def fps(make: Callable[[], Stage], batches: list[FrameBatch], w: int, h: int) -> float:
+    stage = make()
+    stage.setup(StageContext(name="bench", inputs={"video": synthetic_info(w, h)},
+                             connected_outputs=frozenset({"video"})))
+    list(_drain(stage.process(batches[0])))  # warm-up: numba compile / cache load
+    t0 = time.perf_counter()
+    for b in batches[1:]:
+        list(_drain(stage.process(b)))
+    list(_drain(stage.finish()))
+    return sum(len(b) for b in batches[1:]) / (time.perf_counter() - t0)
+
+
+def _drain(result: object) -> list[object]:
+    if result is None:
+        return []
+    return list(result) if hasattr(result, "__next__") else [result]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--frames", type=int, default=48)
+    args = ap.parse_args()
+    print(f"torch threads {torch.get_num_threads()}, {args.frames} frames timed per cell\n")
+    print("| stage | " + " | ".join(f"{w}x{h} fps" for w, h in SIZES) + " |")
+    print("|---|" + "---|" * len(SIZES))
+    data = {size: real_batches(args.frames, *size) for size in SIZES}
+    for name, make in STAGES.items():
+        cells = [f"{fps(make, data[size], *size):.1f}" for size in SIZES]
+        print(f"| {name} | " + " | ".join(cells) + " |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
