@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import inspect
 import threading
+import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -110,7 +111,7 @@ def type_name(tp: Any) -> str:
     origin = typing.get_origin(tp)
     if origin is Literal:
         return "|".join(str(a) for a in typing.get_args(tp))
-    if origin in (Union, getattr(__import__("types"), "UnionType", None)):
+    if origin in (Union, types.UnionType):
         return " | ".join(type_name(a) for a in typing.get_args(tp))
     if tp is type(None):
         return "null"
@@ -146,13 +147,12 @@ def _coerce(tp: Any, value: Any, name: str) -> Any:
         if value in choices:
             return value
         raise ValueError(f"param '{name}' must be one of {', '.join(map(str, choices))}; got {value!r}")
-    if origin in (Union, getattr(__import__("types"), "UnionType", None)):
-        errors = []
+    if origin in (Union, types.UnionType):
         for alt in typing.get_args(tp):
             try:
                 return _coerce(alt, value, name)
-            except ValueError as e:
-                errors.append(str(e))
+            except ValueError:
+                continue
         raise ValueError(f"param '{name}' must be {type_name(tp)}; got {value!r}")
     if tp is type(None):
         if value is None:
