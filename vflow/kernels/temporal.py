@@ -254,6 +254,7 @@ def spatial_step(state: np.ndarray, coef: np.ndarray, out: np.ndarray, scratch: 
                 q0, q1, q2 = state[0, y], state[1, y], state[2, y]
                 r0, r1, r2 = state[0, y + 1], state[1, y + 1], state[2, y + 1]
                 cr = coef[y]
+                # inner pixels: the three rows are written out by hand so numba vectorises the loop
                 for x in range(1, w - 1):
                     f = cr[x]
                     c0, c1, c2 = q0[x], q1[x], q2[x]
