@@ -7,6 +7,7 @@ import inspect
 import json
 import os
 import sys
+import time
 import traceback
 from pathlib import Path
 from typing import Sequence
@@ -14,7 +15,7 @@ from typing import Sequence
 from rich.console import Console
 from rich.table import Table
 
-from .pipeline import Cancelled, Pipeline, StageError, VflowError, available
+from .pipeline import Cancelled, Pipeline, Report, StageError, VflowError, available
 from .pipeline.progress import LiveView
 from .pipeline.stage import stage_params
 
@@ -67,20 +68,19 @@ def _run(args: argparse.Namespace) -> int:
     pipeline = _load(args).build()
     stats = pipeline.stats
     error: VflowError | None = None
+    t0 = time.perf_counter()
     try:
         if args.quiet:
-            report = pipeline.run()
+            pipeline.run()
         else:
             with LiveView(stats) as view:
-                report = pipeline.run(on_tick=view.tick)
+                pipeline.run(on_tick=view.tick)
     except VflowError as e:
         error = e
     if args.json:
-        data = {"ok": error is None, "error": None if error is None else str(error),
-                "stages": {s.name: vars(s) for s in stats}}
-        if error is None:
-            data["wall_s"] = report.wall_s
-        Path(args.json).write_text(json.dumps(data, indent=2, default=str))
+        report = Report(error is None, time.perf_counter() - t0, {s.name: s for s in stats},
+                        None if error is None else str(error))
+        Path(args.json).write_text(json.dumps(report.to_dict(), indent=2))
     if error is not None:
         raise error
     outputs = [p for s in pipeline.spec.stages.values() for k, p in s.params.items() if k == "path" and s.type == "encode"]

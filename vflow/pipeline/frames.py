@@ -13,9 +13,6 @@ from typing import Any
 import torch
 
 # H.273 / FFmpeg code points (AVColorSpace, AVColorRange, AVColorPrimaries, AVColorTransferCharacteristic).
-MATRIX_NAMES = {0: "rgb", 1: "bt709", 2: "unknown", 4: "fcc", 5: "bt470bg", 6: "smpte170m", 7: "smpte240m",
-                9: "bt2020nc", 10: "bt2020c"}
-RANGE_NAMES = {0: "unknown", 1: "tv", 2: "pc"}
 UNSPECIFIED = 2  # for matrix, primaries and transfer
 RANGE_UNSPECIFIED, RANGE_TV, RANGE_PC = 0, 1, 2
 
@@ -41,9 +38,6 @@ class ColorInfo:
         rng = self.range or (RANGE_PC if full_range_format else RANGE_TV)
         return ColorInfo(matrix, rng, self.primaries, self.transfer)
 
-    def describe(self) -> str:
-        return f"{MATRIX_NAMES.get(self.matrix, self.matrix)}/{RANGE_NAMES.get(self.range, self.range)}"
-
 
 @dataclass(frozen=True)
 class VideoInfo:
@@ -55,11 +49,9 @@ class VideoInfo:
     frame_rate: Fraction | None = None     # average rate; pts are the truth (VFR is kept)
     color: ColorInfo = ColorInfo()
     frames: int | None = None              # expected frame count, for progress and ETA
-    start_pts: int = 0
     sample_aspect: Fraction | None = None
     field_order: str = "progressive"
     rotation: int = 0                      # degrees already applied by decode (frames are upright)
-    bit_depth: int = 8
 
     def replace(self, **fields: Any) -> "VideoInfo":
         return dataclasses.replace(self, **fields)

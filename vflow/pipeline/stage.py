@@ -42,7 +42,6 @@ import threading
 import types
 import typing
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, ClassVar, Iterable, Iterator, Literal, Union
 
 from .frames import AudioChunk, AudioInfo, FrameBatch, VideoInfo
@@ -58,12 +57,7 @@ class StageContext:
     inputs: dict[str, StreamInfo]
     connected_outputs: frozenset[str]
     device: str = "auto"
-    graph_dir: Path = field(default_factory=Path.cwd)
     cancelled: threading.Event = field(default_factory=threading.Event)
-
-    def resolve_path(self, path: str) -> Path:
-        """A path param, relative to the current directory (as users type it)."""
-        return Path(path).expanduser()
 
 
 class Stage:

@@ -87,11 +87,9 @@ class Decode(Stage):
         self._next_pts: int | None = None
         info = VideoInfo(
             width=w, height=h, time_base=self._tb, frame_rate=rate, color=self._color, frames=frames,
-            start_pts=self._pts_of(first),
             sample_aspect=Fraction(video.sample_aspect_ratio) if video.sample_aspect_ratio else None,
             field_order=field_order, rotation=self._rotation,
         )
-        self._next_pts = None
         return {"video": info, "audio": AudioInfo(streams=tuple(self._audio))}
 
     def _first_frames(self, n: int) -> list[av.VideoFrame]:

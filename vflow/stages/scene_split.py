@@ -46,15 +46,13 @@ class SceneSplit(Stage):
         self.detector = SceneDetector(min_scene_len=self.min_scene_len, min_score=self.min_score)
         self._held: deque[tuple[int, FrameBatch]] = deque()  # (index of its first frame, batch)
         self._pushed = 0
-        self._times: list[tuple[int, Fraction]] = []  # (frame, seconds) of every frame, for the list
+        self._scenes: list[list] = []  # per scene: first frame, its time, last frame, its time (for the list)
         self.listing = PartialFile(self.list_path) if self.list_path else None
         return None
 
     def process(self, batch: FrameBatch) -> Iterator[FrameBatch]:
         self._held.append((self._pushed, batch))
         self._pushed += len(batch)
-        if self.list_path:
-            self._times += [(self._pushed - len(batch) + i, int(p) * batch.time_base) for i, p in enumerate(batch.pts)]
         self.cuts += self.detector.push(batch.frames.numpy())
         yield from self._release(decided=self._pushed - self.detector.lookahead)
 
@@ -70,16 +68,24 @@ class SceneSplit(Stage):
             start, batch = self._held.popleft()
             index = torch.arange(start, start + len(batch))
             scene = torch.searchsorted(torch.tensor(self.cuts, dtype=torch.int64), index, right=True)
+            if self.listing is not None:
+                self._note_bounds(start, batch, scene)
             yield batch.replace(scene=scene)
+
+    def _note_bounds(self, start: int, batch: FrameBatch, scene: torch.Tensor) -> None:
+        """Keep each scene's first and last frame with their times: memory grows with scenes, not frames."""
+        for i, (s, p) in enumerate(zip(scene.tolist(), batch.pts.tolist())):
+            t = p * batch.time_base
+            if s == len(self._scenes):
+                self._scenes.append([start + i, t, start + i, t])
+            else:
+                self._scenes[s][2:] = [start + i, t]
 
     def _scene_list(self, suffix: str) -> str:
         """The scenes with first/last frame and timecodes, as CSV or JSON."""
-        starts = [0, *self.cuts]
-        ends = [*(c - 1 for c in self.cuts), self._pushed - 1]
-        seconds = dict(self._times)
-        rows = [{"scene": i, "start_frame": a, "end_frame": b, "start_time": _timecode(seconds[a]),
-                 "end_time": _timecode(seconds[b]), "start_seconds": float(seconds[a]),
-                 "end_seconds": float(seconds[b])} for i, (a, b) in enumerate(zip(starts, ends))]
+        rows = [{"scene": i, "start_frame": a, "end_frame": b, "start_time": _timecode(ta), "end_time": _timecode(tb),
+                 "start_seconds": float(ta), "end_seconds": float(tb)}
+                for i, (a, ta, b, tb) in enumerate(self._scenes)]
         if suffix == ".json":
             return json.dumps({"cuts": self.cuts, "scenes": rows}, indent=2)
         out = io.StringIO()
