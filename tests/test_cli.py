@@ -114,5 +114,5 @@ def test_run_without_input_uses_the_bundled_sample(capfd: pytest.CaptureFixture[
     assert code == 0, err
     assert [p.name for p in (tmp_path / "vflow-out").iterdir()] == ["sample-copy.mp4"]
     facts = read_facts(tmp_path / "vflow-out" / "sample-copy.mp4", sample=())
-    assert facts.frames == 135 and (facts.width, facts.height) == (854, 480)
+    assert facts.frames == 135 and (facts.width, facts.height) == (288, 240)
     assert [a.codec for a in facts.audio] == ["aac"]
