@@ -1,33 +1,32 @@
 """Benchmark the classical kernels against their usual peers, in one process, on shared/data.
 
 Scene cuts: vflow SceneDetector vs PySceneDetect ContentDetector / AdaptiveDetector (F1 per clip,
-+-1 frame, and detector time per frame on the same decoded full-size frames, decode excluded).
-Denoise: vflow TemporalDenoiser vs FFmpeg hqdn3d default and strong (PSNR/SSIM gain over the
-noisy input, frames per second). PyAV's bundled FFmpeg has no hqdn3d (a GPL filter), so hqdn3d
-runs in the ffmpeg CLI through raw-video pipes; its fps includes that process's piping.
++-1 frame, and detector time per frame on the same decoded full-size frames, decode excluded); then
+end to end from the file, decode included: a vflow graph decode -> scene_split run in process vs
+PySceneDetect's ``detect(path, ContentDetector())`` (OpenCV decoding, its default auto-downscale).
+Denoise: bench_denoise.py (vflow temporal_smooth vs FFmpeg hqdn3d, quality and decode-included speed).
 
-    PYTHONPATH=. python bench/bench_kernels.py   # needs scenedetect, opencv-python-headless, ffmpeg CLI
+    PYTHONPATH=. python bench/bench_kernels.py [--only scenes|denoise]   # needs scenedetect, opencv-python-headless, ffmpeg CLI
 """
 
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import av
 import numpy as np
+import scenedetect
 from scenedetect import AdaptiveDetector, ContentDetector, FrameTimecode
 
-from vflow.kernels.metrics import psnr, ssim
+import vflow
 from vflow.kernels.scene import SceneDetector
-from vflow.kernels.temporal import TemporalDenoiser
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "kernels"))
-from kernel_media import decode, grain  # noqa: E402
+from bench_denoise import bench_denoise  # noqa: E402
 from test_kernel_scene import f1  # noqa: E402
 
 
@@ -47,6 +46,9 @@ def batches(name: str, size: int = 16):
 
 def bench_scenes() -> None:
     clips = json.loads((DATA / "cuts.json").read_text())["clips"]
+    warm = SceneDetector()  # compile / load the numba cache outside the timings
+    warm.push(np.zeros((16, 64, 64, 3), np.uint8))
+    warm.flush()
     print("| clip | frames | F1 vflow | F1 Content | F1 Adaptive | vflow ms/frame | Content ms/frame | ratio |")
     print("|---|---|---|---|---|---|---|---|")
     for name, info in clips.items():
@@ -56,11 +58,11 @@ def bench_scenes() -> None:
         t_ours = t_content = 0.0
         n = 0
         for frames in batches(name):
+            bgrs = np.ascontiguousarray(frames[..., ::-1])  # both read frames of a batch decoded just before
             t0 = time.perf_counter()
             found["ours"] += ours.push(frames)
             t_ours += time.perf_counter() - t0
-            for frame in frames:
-                bgr = np.ascontiguousarray(frame[..., ::-1])
+            for bgr in bgrs:
                 tc = FrameTimecode(n, fps)
                 t0 = time.perf_counter()
                 found["content"] += [c.frame_num for c in content.process_frame(tc, bgr)]
@@ -74,39 +76,54 @@ def bench_scenes() -> None:
         ms_ours, ms_content = 1e3 * t_ours / n, 1e3 * t_content / n
         print(f"| {Path(name).stem} | {n} | {scores[0]:.2f} | {scores[1]:.2f} | {scores[2]:.2f} "
               f"| {ms_ours:.2f} | {ms_content:.2f} | {ms_content / ms_ours:.2f}x |")
+    bench_scenes_e2e(clips)
 
 
-def hqdn3d(frames: np.ndarray, params: str) -> tuple[np.ndarray, float]:
-    n, h, w, _ = frames.shape
-    cmd = ["ffmpeg", "-v", "error", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}", "-i", "-",
-           "-vf", f"format=gbrp,hqdn3d={params},format=rgb24", "-f", "rawvideo", "-"]
-    t0 = time.perf_counter()
-    out = subprocess.run(cmd, input=frames.tobytes(), capture_output=True, check=True).stdout
-    return np.frombuffer(out, np.uint8).reshape(frames.shape), time.perf_counter() - t0
+def vflow_cuts(path: str) -> list[int]:
+    """Cuts found by a vflow graph decode -> scene_split (default params), run in this process."""
+    graph = {"stages": {"decode": {"type": "decode", "params": {"path": path}}, "scenes": {"type": "scene_split"}},
+             "edges": ["decode.video -> scenes"]}
+    pipeline = vflow.Pipeline.load(graph)
+    pipeline.run()
+    return pipeline.stage("scenes").cuts
 
 
-def bench_denoise() -> None:
-    clips = {
-        "tears_of_steel 640x360": decode("video/clean_scenecut_tears_of_steel_640x360.mp4", 66, 48),
-        "cisco 320x192": decode("video/clean_openh264_cisco_vt2people_320x192_12fps_9f.y4m"),
-    }
-    print("\n| clip | grain sigma | method | PSNR gain dB | SSIM gain | fps |")
-    print("|---|---|---|---|---|---|")
-    for name, clean in clips.items():
-        ids = np.zeros(len(clean), int)
-        TemporalDenoiser()(clean[:2], ids[:2])  # compile outside the timing
-        for sigma in (10, 20):
-            noisy = grain(clean, sigma)
-            p0, s0 = psnr(noisy, clean).mean(), ssim(noisy, clean).mean()
-            t0 = time.perf_counter()
-            runs = {"vflow TemporalDenoiser": (TemporalDenoiser()(noisy, ids), time.perf_counter() - t0)}
-            runs["hqdn3d default 4:3:6:4.5"] = hqdn3d(noisy, "4:3:6:4.5")
-            runs["hqdn3d strong 6:4.5:9:6.75"] = hqdn3d(noisy, "6:4.5:9:6.75")
-            for method, (out, secs) in runs.items():
-                print(f"| {name} | {sigma} | {method} | {psnr(out, clean).mean() - p0:+.2f} "
-                      f"| {ssim(out, clean).mean() - s0:+.3f} | {len(clean) / secs:.1f} |")
+def pyscenedetect_cuts(path: str) -> list[int]:
+    """Cuts found by PySceneDetect's one-call API with ContentDetector (OpenCV decode, auto-downscale)."""
+    return [start.frame_num for start, _ in scenedetect.detect(path, ContentDetector()) if start.frame_num > 0]
+
+
+def bench_scenes_e2e(clips: dict, rounds: int = 7) -> None:
+    """Wall and CPU seconds from the file path to the cut list: medians of interleaved rounds; the ratio
+    is the median of per-round ratios (the two runs of a round share the machine's load)."""
+    runs = {"vflow": vflow_cuts, "content": pyscenedetect_cuts}
+    print("\n| clip | frames | vflow s (CPU s) | PySceneDetect Content s (CPU s) | ratio | F1 vflow | F1 Content |")
+    print("|---|---|---|---|---|---|---|")
+    for name, info in clips.items():
+        path = str(DATA / name)
+        found = {k: run(path) for k, run in runs.items()}  # warm-up: caches, imports
+        wall: dict[str, list[float]] = {k: [] for k in runs}
+        cpu: dict[str, list[float]] = {k: [] for k in runs}
+        for r in range(rounds):
+            for k in list(runs)[:: 1 if r % 2 == 0 else -1]:  # alternate which goes first
+                c0, t0 = time.process_time(), time.perf_counter()
+                found[k] = runs[k](path)
+                wall[k].append(time.perf_counter() - t0)
+                cpu[k].append(time.process_time() - c0)
+        w = {k: float(np.median(v)) for k, v in wall.items()}
+        c = {k: float(np.median(v)) for k, v in cpu.items()}
+        ratio = float(np.median(np.array(wall["content"]) / np.array(wall["vflow"])))
+        truth = info["hard_cuts"]
+        print(f"| {Path(name).stem} | {info['frames']} | {w['vflow']:.3f} ({c['vflow']:.2f}) "
+              f"| {w['content']:.3f} ({c['content']:.2f}) | {ratio:.2f}x "
+              f"| {f1(found['vflow'], truth):.2f} | {f1(found['content'], truth):.2f} |")
 
 
 if __name__ == "__main__":
-    bench_scenes()
-    bench_denoise()
+    only = sys.argv[sys.argv.index("--only") + 1] if "--only" in sys.argv else None
+    if only not in (None, "scenes", "denoise"):
+        sys.exit("usage: bench_kernels.py [--only scenes|denoise]")
+    if only in (None, "scenes"):
+        bench_scenes()
+    if only in (None, "denoise"):
+        bench_denoise()

@@ -45,6 +45,14 @@ def test_flash_frame_is_not_a_cut():
     assert detect(frames, 16) == []
 
 
+def test_buffer_does_not_grow_with_the_stream():
+    frames = decode("video/oldfilm_abomb_blast_effects_part1.mp4", 0, 60, width=160)
+    detector = SceneDetector()
+    for i in range(0, len(frames), 5):
+        detector.push(frames[i : i + 5])
+        assert len(detector._feats) <= 2 * detector.window - 1  # what the next frames' distances reach back to
+
+
 def test_reset_restarts_indices():
     frames = decode("video/oldfilm_abomb_blast_effects_part1.mp4", 30, 30)
     detector = SceneDetector()

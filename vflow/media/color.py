@@ -30,8 +30,10 @@ def to_rgb(frame: av.VideoFrame, color: ColorInfo) -> np.ndarray:
     if frame.format.name == "rgb24":
         return frame.to_ndarray()
     matrix, rng = _sws(color)
+    # threads=1: swscale's own slice threads (PyAV's default, auto) sync ~10 times a frame and stall
+    # on a busy machine; the decoder's threads and the other stages already use the cores
     return frame.to_ndarray(format="rgb24", src_colorspace=matrix, src_color_range=rng,
-                            dst_color_range=ColorRange.JPEG)
+                            dst_color_range=ColorRange.JPEG, threads=1)
 
 
 def from_rgb(rgb: np.ndarray, pix_fmt: str, color: ColorInfo) -> av.VideoFrame:

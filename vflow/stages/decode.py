@@ -129,8 +129,9 @@ class Decode(Stage):
         for frame in self._pictures():
             rgb = self._rgb(frame)
             if buf is None:  # each frame is converted straight into its batch: one copy, no np.stack pass
-                buf = torch.empty((self.batch, *rgb.shape), dtype=torch.uint8)
-            buf[len(pts)] = torch.from_numpy(rgb)
+                # numpy's allocator reuses freed batches; torch.empty maps fresh pages (faults, zeroing)
+                buf = torch.from_numpy(np.empty((self.batch, *rgb.shape), np.uint8))
+            buf.numpy()[len(pts)] = rgb  # numpy's copy: torch's OpenMP copy stalls on a busy machine
             pts.append(self._pts_of(frame))
             if len(pts) == self.batch:
                 yield from self._audio_chunks()
