@@ -1,7 +1,7 @@
 """Write docs/img/denoise_moving_edge.png: the most-moving 96x96 crop of a real shot, clean | grain σ=20 |
 vflow temporal_smooth | FFmpeg hqdn3d strong (6:4.5:9:6.75), after 12 frames of temporal state.
 
-    python bench/denoise_crop.py      # needs the ffmpeg CLI (for hqdn3d) and scenedetect (bench_kernels)
+    python bench/denoise_crop.py      # needs the ffmpeg CLI (for hqdn3d)
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from bench_kernels import decode, grain, hqdn3d
+from bench_denoise import decode, grain, hqdn3d
 from vflow.kernels.temporal import TemporalDenoiser
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "img" / "denoise_moving_edge.png"

@@ -16,11 +16,24 @@ from vflow.stages.color import Color
 from vflow.testing import check_stage_contract
 
 KODAK = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "images" / "kodak"
+PARROTS = str(KODAK / "kodim23.png")  # a reference with skewed, many-peaked chroma (red, yellow, green, blue)
 
 
 def _image(name: str) -> np.ndarray:
     with av.open(str(KODAK / name)) as c:
         return next(c.decode(video=0)).to_ndarray(format="rgb24")
+
+
+def _lab(rgb: np.ndarray) -> np.ndarray:
+    from vflow.kernels.lab import rgb_to_lab
+
+    return rgb_to_lab(torch.from_numpy(np.ascontiguousarray(rgb))).numpy().reshape(-1, 3)
+
+
+def _wasserstein(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per-channel 1-Wasserstein distance between two (N, 3) samples (mean quantile gap)."""
+    levels = (np.arange(200) + 0.5) / 200
+    return np.abs(np.quantile(a, levels, axis=0) - np.quantile(b, levels, axis=0)).mean(0)
 
 
 def _faded(img: np.ndarray) -> np.ndarray:
@@ -45,6 +58,10 @@ def _psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 def test_contract() -> None:
     check_stage_contract(lambda: Color(saturation=1.2), frames=10)
+
+
+def test_contract_with_histogram_transfer() -> None:
+    check_stage_contract(lambda: Color(reference=PARROTS, transfer="histogram"), frames=10)
 
 
 def test_faded_cast_film_is_restored() -> None:
@@ -91,6 +108,10 @@ def test_saturation_scales_chroma_only() -> None:
 def test_bad_params() -> None:
     with pytest.raises(ValueError, match="clip"):
         Color(clip=0.5)
+    with pytest.raises(ValueError, match="transfer must be 'meanstd' or 'histogram', not 'cdf'"):
+        Color(reference=PARROTS, transfer="cdf")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="transfer: histogram needs a reference image"):
+        Color(transfer="histogram")
 
 
 def test_reference_transfer_brings_a_cast_frame_back_to_the_reference_colours() -> None:
@@ -114,3 +135,67 @@ def test_unreadable_reference_is_a_clear_error(tmp_path: Path) -> None:
     bad.write_text("not an image")
     with pytest.raises(MediaError, match="reference image .*ref.jpg"):
         Color(reference=str(bad)).setup(None)  # type: ignore[arg-type]
+
+
+def test_histogram_transfer_gives_the_shot_the_reference_distribution() -> None:
+    """Real shot, non-Gaussian reference: the Lab distance to the reference falls far below the input's and
+    below the mean/spread transfer's (measured: input 5.8/12.3/23.8, meanstd 3.8/4.2/3.4, histogram
+    0.9/0.7/1.7 for L/a/b)."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent / "kernels"))
+    from kernel_media import decode
+
+    shot = decode("video/clean_scenecut_tears_of_steel_640x360.mp4", 66, 12)
+    reference = _lab(_image("kodim23.png"))
+    before = _wasserstein(_lab(shot[-1]), reference)
+    after = {t: _wasserstein(_lab(_run(Color(levels=False, reference=PARROTS, transfer=t), shot, [0] * 12)[-1]),
+                             reference) for t in ("meanstd", "histogram")}
+    assert after["histogram"].mean() < 0.15 * before.mean(), (before, after)
+    assert np.all(after["histogram"] < after["meanstd"]), after
+    assert after["histogram"].mean() < 0.5 * after["meanstd"].mean(), after
+
+
+@pytest.mark.parametrize("transfer", ["meanstd", "histogram"])
+def test_transfer_does_not_pump_inside_a_shot(transfer: str) -> None:
+    """Coloured patches that change every frame shift the statistics; the smoothed mapping barely moves the
+    untouched background (measured: Lab swing 0.26 vs 4.4 for histogram, 0.43 vs 6.6 for meanstd)."""
+    base = _image("kodim05.png")[:256, :256]
+    rng = np.random.default_rng(0)
+    frames = np.stack([base] * 12)
+    for f in frames:
+        y, x = rng.integers(0, 200, 2)
+        f[y:y + 40, x:x + 40] = rng.integers(0, 256, 3)
+
+    def swing(out: np.ndarray) -> float:
+        background = _lab(out[:, 220:, 220:]).reshape(len(out), -1, 3).mean(1)
+        return float(np.abs(np.diff(background, axis=0)).max())
+
+    steady = swing(_run(Color(levels=False, reference=PARROTS, transfer=transfer, window=24), frames, [0] * 12))
+    jumpy = swing(_run(Color(levels=False, reference=PARROTS, transfer=transfer, window=1), frames, [0] * 12))
+    assert steady < 0.25 * jumpy, (steady, jumpy)
+
+
+def test_histogram_transfer_restarts_at_a_cut() -> None:
+    a, b = _image("kodim05.png"), _image("kodim15.png")
+    together = _run(Color(reference=PARROTS, transfer="histogram"), np.stack([a, a, a, b]), [0, 0, 0, 1])[-1]
+    alone = _run(Color(reference=PARROTS, transfer="histogram"), b[None], [0])[0]
+    assert np.array_equal(together, alone)
+
+
+def test_lab_kernels_match_the_cie_formulas_and_round_trip() -> None:
+    """float32 numba Lab against the CIE formulas in float64 (measured max error 5.5e-4 over all colours)."""
+    from vflow.kernels.lab import lab_grid, lab_to_rgb, remap_lab, rgb_to_lab
+
+    levels = np.arange(0, 256, 3)
+    rgb = np.stack(np.meshgrid(levels, levels, levels, indexing="ij"), -1).reshape(-1, 3).astype(np.uint8)
+    c = rgb / 255.0
+    lin = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+    xyz = lin @ np.array([[0.4124564, 0.3575761, 0.1804375], [0.2126729, 0.7151522, 0.0721750],
+                          [0.0193339, 0.1191920, 0.9503041]]).T / np.array([0.95047, 1.0, 1.08883])
+    f = np.where(xyz > 216 / 24389, np.cbrt(xyz), (24389 / 27 * xyz + 16) / 116)
+    expected = np.stack([116 * f[:, 1] - 16, 500 * (f[:, 0] - f[:, 1]), 200 * (f[:, 1] - f[:, 2])], -1)
+    lab = rgb_to_lab(torch.from_numpy(rgb))
+    assert np.abs(lab.numpy() - expected).max() < 2e-3
+    assert torch.equal(lab_to_rgb(lab), torch.from_numpy(rgb))
+    assert np.array_equal(remap_lab(rgb, lab_grid(256)), rgb)  # identity tables change nothing

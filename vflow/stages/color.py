@@ -1,18 +1,23 @@
-"""color: per-scene auto levels, fade correction, white balance and saturation, stable within a shot."""
+"""color: per-scene auto levels, fade correction, white balance, saturation and reference colour transfer."""
 
 from __future__ import annotations
+
+from typing import Literal
 
 import av
 import numpy as np
 import torch
 
-from ..kernels.lab import lab_to_rgb, rgb_to_lab
+from ..kernels.lab import LAB_RANGE, lab_grid, remap_lab, rgb_to_lab
 from ..media.probe import MediaError
 from ..pipeline.frames import FrameBatch
 from ..pipeline.registry import stage
 from ..pipeline.stage import Stage, StageContext
 
 _LUMA = torch.tensor([0.299, 0.587, 0.114])
+_CELLS = 256  # Lab grid cells per channel for the transfer's tables and histograms
+_GRID = lab_grid(_CELLS)
+_LEVELS = np.linspace(0.0, 1.0, 1025)  # quantile levels sampled from the reference
 
 
 @stage("color")
@@ -25,31 +30,42 @@ class Color(Stage):
     (per channel, which also undoes the uneven dye fading of old film; ``max_gain`` guards against
     blowing up noise); ``white_balance`` scales the channels to a common grey (grey world);
     ``saturation`` scales chroma around luma; ``strength`` blends the correction with the input.
-    ``reference`` (an image: a photo of the same people or place) transfers its colour statistics: each
-    shot's Lab mean and spread (smoothed like the rest) are mapped onto the reference's (Reinhard et al.).
+    ``reference`` (an image: a photo of the same people or place) transfers its colour statistics, per
+    Lab channel, from statistics of the shot smoothed like the rest: ``transfer: meanstd`` maps the
+    shot's mean and spread onto the reference's (Reinhard et al.); ``transfer: histogram`` maps the
+    shot's cumulative histogram onto the reference's (CDF matching), which also carries over skewed or
+    many-peaked distributions. Either becomes one table per channel, applied per pixel in a numba kernel.
 
     ```yaml
-    color: {type: color, params: {levels: true, saturation: 1.1, reference: grandma_1974.jpg}}
+    color: {type: color, params: {levels: true, saturation: 1.1, reference: grandma_1974.jpg, transfer: histogram}}
     ```
     """
 
     def __init__(self, levels: bool = True, white_balance: bool = False, saturation: float = 1.0,
                  strength: float = 1.0, clip: float = 0.005, window: int = 24, max_gain: float = 3.0,
-                 reference: str | None = None):
+                 reference: str | None = None, transfer: Literal["meanstd", "histogram"] = "meanstd"):
         if not 0 <= clip < 0.2:
             raise ValueError("clip must be in [0, 0.2)")
         if saturation < 0 or not 0 <= strength <= 1 or window < 1 or max_gain < 1:
             raise ValueError("saturation >= 0, strength in [0, 1], window >= 1 and max_gain >= 1 are required")
+        if transfer not in ("meanstd", "histogram"):
+            raise ValueError(f"transfer must be 'meanstd' or 'histogram', not {transfer!r}")
+        if transfer != "meanstd" and reference is None:
+            raise ValueError(f"transfer: {transfer} needs a reference image")
         self.levels, self.white_balance, self.saturation = levels, white_balance, saturation
         self.strength, self.clip, self.max_gain = strength, clip, max_gain
         self.beta = 2.0 / (window + 1.0)
-        self.reference = reference
+        self.reference, self.transfer = reference, transfer
 
     def setup(self, ctx: StageContext) -> None:
         self._scene: int | None = None
         self._state: np.ndarray | None = None  # (3, 3): black point, white point, mean per channel
-        self._lab: torch.Tensor | None = None  # (2, 3): Lab mean and spread of the shot so far
-        self._target = _lab_stats(_read_image(self.reference)) if self.reference else None
+        self._shot: np.ndarray | None = None  # the shot's smoothed Lab statistics, as _lab_stats gives them
+        self._target: np.ndarray | None = None  # the reference's: mean/spread, or quantiles at _LEVELS
+        if self.reference:
+            lab = rgb_to_lab(_read_image(self.reference)).numpy().reshape(-1, 3)
+            self._target = (np.quantile(lab, _LEVELS, axis=0).T if self.transfer == "histogram"
+                            else np.stack([lab.mean(0), lab.std(0)]))
         return None
 
     def _measure(self, frame: np.ndarray) -> np.ndarray:
@@ -93,7 +109,7 @@ class Color(Stage):
             for c in range(3):
                 out[i, ..., c] = lut[c][frame[..., c]]
             if self._target is not None:
-                out[i] = self._transfer(torch.from_numpy(out[i]), new_shot).numpy()
+                out[i] = self._transfer(out[i], new_shot)
         result = torch.from_numpy(out)
         if self.saturation != 1.0:
             f = result.float()
@@ -101,19 +117,24 @@ class Color(Stage):
             result = (luma + self.saturation * (f - luma)).round_().clamp_(0, 255).to(torch.uint8)
         return batch.replace(frames=result)
 
-    def _transfer(self, frame: torch.Tensor, new_shot: bool) -> torch.Tensor:
-        """Map the shot's smoothed Lab mean/spread onto the reference's."""
+    def _transfer(self, frame: np.ndarray, new_shot: bool) -> np.ndarray:
+        """Map the shot's smoothed Lab statistics onto the reference's, one table per channel."""
         assert self._target is not None
-        stats = _lab_stats(frame[::4, ::4])
-        self._lab = stats if new_shot or self._lab is None else self._lab + self.beta * (stats - self._lab)
-        lab = rgb_to_lab(frame)
-        mapped = (lab - self._lab[0]) / self._lab[1].clamp_min(1e-3) * self._target[1] + self._target[0]
-        return lab_to_rgb(lab + self.strength * (mapped - lab))
+        stats = self._lab_stats(rgb_to_lab(torch.from_numpy(frame[::4, ::4])).numpy().reshape(-1, 3))
+        self._shot = stats if new_shot or self._shot is None else self._shot + self.beta * (stats - self._shot)
+        if self.transfer == "histogram":  # reference quantile at the shot's CDF at each grid point
+            cdf = np.concatenate([np.zeros((3, 1)), np.cumsum(self._shot, axis=1)], axis=1)
+            table = np.stack([np.interp(cdf[c], _LEVELS, self._target[c]) for c in range(3)])
+        else:
+            (mean, std), (ref_mean, ref_std) = self._shot, self._target
+            table = (_GRID - mean[:, None]) / np.maximum(std, 1e-3)[:, None] * ref_std[:, None] + ref_mean[:, None]
+        return remap_lab(frame, _GRID + self.strength * (table - _GRID))
 
-
-def _lab_stats(rgb: torch.Tensor) -> torch.Tensor:
-    lab = rgb_to_lab(rgb).reshape(-1, 3)
-    return torch.stack([lab.mean(0), lab.std(0)])
+    def _lab_stats(self, lab: np.ndarray) -> np.ndarray:
+        """(3, cells) histograms on the grid (fractions) for ``histogram``, else (2, 3) mean and spread."""
+        if self.transfer == "meanstd":
+            return np.stack([lab.mean(0), lab.std(0)]).astype(np.float64)
+        return np.stack([np.histogram(lab[:, c], _CELLS, tuple(LAB_RANGE[c]))[0] for c in range(3)]) / len(lab)
 
 
 def _read_image(path: str) -> torch.Tensor:
