@@ -23,17 +23,20 @@ from vflow.pipeline.frames import FrameBatch
 from vflow.pipeline.stage import Stage, StageContext
 from vflow.stages.audio_clean import AudioClean  # noqa: F401  (registers the built-ins)
 from vflow.stages.color import Color
+from vflow.stages.colorize import Colorize
 from vflow.stages.scene_split import SceneSplit
 from vflow.stages.temporal_smooth import TemporalSmooth
 from vflow.testing import synthetic_info
 
 CLIP = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "video" / "clean_scenecut_tears_of_steel_640x360.mp4"
+PHOTO = CLIP.parents[1] / "images" / "documerica" / "557061.jpg"  # colorize's reference
 SIZES = [(720, 480), (1920, 1080)]
 STAGES: dict[str, Callable[[], Stage]] = {
     "scene_split": SceneSplit,
     "temporal_smooth (denoise)": lambda: TemporalSmooth(mode="denoise"),
     "temporal_smooth (deflicker)": lambda: TemporalSmooth(mode="deflicker"),
     "color (levels)": Color,
+    "colorize": lambda: Colorize(reference=str(PHOTO)),
 }
 
 

@@ -6,6 +6,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+import torch
 
 from ..pipeline.errors import VflowError
 
@@ -60,3 +61,16 @@ def expected_frames(stream: av.video.stream.VideoStream, rate: Fraction | None) 
     if rate and container.duration:
         return round(container.duration / av.time_base * rate)
     return None
+
+
+def read_image(path: str | Path, what: str = "image") -> torch.Tensor:
+    """An image file (anything FFmpeg reads; a video gives its first frame) as (H, W, 3) uint8 RGB.
+    ``what`` names the file in errors, e.g. "reference image"."""
+    p = Path(path)
+    if not p.exists():
+        raise MediaError(f"{what} '{p}' does not exist")
+    try:
+        with av.open(str(p)) as c:
+            return torch.from_numpy(next(c.decode(video=0)).to_ndarray(format="rgb24"))
+    except (av.FFmpegError, StopIteration, OSError) as e:
+        raise MediaError(f"{what} '{p}' cannot be read ({e})") from None
