@@ -39,7 +39,7 @@ import numba as nb
 import numpy as np
 import torch
 
-from .lab import _to_rgb, rgb_to_lab
+from .lab import lab_to_rgb_into, lightness, rgb_to_lab, srgb_to_linear
 
 ANALYSIS_ROWS = 180           # chroma is computed on a grid of about this many rows
 L_BINS, S_BINS = 64, 32       # table size: lightness bins over 0..100, texture bins over sqrt(local std)
@@ -48,15 +48,8 @@ SMOOTH = 2                    # radius of the box blur of the looked-up chroma, 
 W_L, W_S = 0.5, 0.5           # feature weights of lightness and local std (Welsh et al.)
 
 
-def _lightness_lut() -> np.ndarray:
-    """CIE L* of a grey level, indexed by 16 x BT.601 luma (0..4080, see :func:`_luma16`)."""
-    c = np.arange(4081) / (16.0 * 255.0)
-    y = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
-    f = np.where(y > 216 / 24389, np.cbrt(y), (24389 / 27 * y + 16) / 116)
-    return (116 * f - 16).astype(np.float32)
-
-
-LIGHTNESS = _lightness_lut()
+# CIE L* of a grey level, indexed by 16 x BT.601 luma (0..4080, see :func:`_luma16`)
+LIGHTNESS = lightness(srgb_to_linear(np.arange(4081) / (16.0 * 255.0))).astype(np.float32)
 
 
 @nb.njit(nogil=True, cache=True, inline="always")
@@ -194,7 +187,7 @@ def render(frame: np.ndarray, chroma: np.ndarray, gain: float, ty: np.ndarray, f
             wx = fx[x]
             a = g * ((1 - wx) * ra[j0] + wx * ra[j1])
             b = g * ((1 - wx) * rb[j0] + wx * rb[j1])
-            _to_rgb(lut[_luma16(r[x])], a, b, o, x)
+            lab_to_rgb_into(lut[_luma16(r[x])], a, b, o, x)
 
 
 @nb.njit(nogil=True, cache=True)

@@ -21,13 +21,20 @@ _EPS, _KAPPA = np.float32(216 / 24389), np.float32(24389 / 27)
 _F32 = np.float32
 
 
-def _decode(c: np.ndarray) -> np.ndarray:
+def srgb_to_linear(c: np.ndarray) -> np.ndarray:
+    """sRGB values (0..1, float64) -> linear light (the IEC 61966-2-1 transfer function)."""
     return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
 
 
-_LINEAR = _decode(np.arange(256) / 255).astype(np.float32)  # sRGB code -> linear light
+def lightness(y: np.ndarray) -> np.ndarray:
+    """CIE L* (0..100, float64) of relative luminance ``y`` (0..1): the lightness of a grey of that luminance."""
+    f = np.where(y > 216 / 24389, np.cbrt(y), (24389 / 27 * y + 16) / 116)
+    return 116 * f - 16
+
+
+_LINEAR = srgb_to_linear(np.arange(256) / 255).astype(np.float32)  # sRGB code -> linear light
 # Linear light -> sRGB code, rounded exactly: code v starts where the sRGB value reaches (v - 0.5)/255.
-_THRESH = np.concatenate([[-1.0], _decode((np.arange(1, 256) - 0.5) / 255), [2.0]]).astype(np.float32)
+_THRESH = np.concatenate([[-1.0], srgb_to_linear((np.arange(1, 256) - 0.5) / 255), [2.0]]).astype(np.float32)
 _CELLS = 4096  # narrower than the closest two thresholds (0.0003 near black): at most one step up
 _START = (np.searchsorted(_THRESH, np.arange(_CELLS + 1) / _CELLS, side="right") - 1).astype(np.int32)
 
@@ -72,7 +79,10 @@ def _encode(lin):
 
 
 @nb.njit(nogil=True, cache=True, inline="always", fastmath=True)
-def _to_rgb(l_, a, b, out, i):
+def lab_to_rgb_into(l_, a, b, out, i):
+    """Write one Lab colour ``(l_, a, b)`` (float32) as uint8 sRGB into ``out[i, 0:3]``, gamut-clipped and
+    exactly rounded, as :func:`lab_to_rgb` converts it. A numba function, inlined into the calling kernel:
+    other kernels that produce Lab per pixel (colorize's render) write their output through it."""
     fy = (l_ + _F32(16)) / _F32(116)
     x, y, z = _finv(fy + a / _F32(500)), _finv(fy), _finv(fy - b / _F32(200))
     for c in range(3):
@@ -88,7 +98,7 @@ def _rgb_to_lab(rgb, out):
 @nb.njit(nogil=True, cache=True)
 def _lab_to_rgb(lab, out):
     for i in range(lab.shape[0]):
-        _to_rgb(lab[i, 0], lab[i, 1], lab[i, 2], out, i)
+        lab_to_rgb_into(lab[i, 0], lab[i, 1], lab[i, 2], out, i)
 
 
 @nb.njit(nogil=True, cache=True, inline="always", fastmath=True)
@@ -103,8 +113,8 @@ def _lookup(table, c, pos):
 def _remap(rgb, table, lo, scale, out):
     for i in nb.prange(rgb.shape[0]):
         l_, a, b = _to_lab(rgb[i, 0], rgb[i, 1], rgb[i, 2])
-        _to_rgb(_lookup(table, 0, (l_ - lo[0]) * scale[0]), _lookup(table, 1, (a - lo[1]) * scale[1]),
-                _lookup(table, 2, (b - lo[2]) * scale[2]), out, i)
+        lab_to_rgb_into(_lookup(table, 0, (l_ - lo[0]) * scale[0]), _lookup(table, 1, (a - lo[1]) * scale[1]),
+                        _lookup(table, 2, (b - lo[2]) * scale[2]), out, i)
 
 
 # rgb_to_lab / lab_to_rgb serve statistics on subsampled frames: serial, since waking a second thread

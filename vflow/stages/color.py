@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Literal
 
-import av
 import numpy as np
 import torch
 
 from ..kernels.lab import LAB_RANGE, lab_grid, remap_lab, rgb_to_lab
-from ..media.probe import MediaError
+from ..media.probe import read_image
 from ..pipeline.frames import FrameBatch
 from ..pipeline.registry import stage
 from ..pipeline.stage import Stage, StageContext
@@ -63,7 +62,7 @@ class Color(Stage):
         self._shot: np.ndarray | None = None  # the shot's smoothed Lab statistics, as _lab_stats gives them
         self._target: np.ndarray | None = None  # the reference's: mean/spread, or quantiles at _LEVELS
         if self.reference:
-            lab = rgb_to_lab(_read_image(self.reference)).numpy().reshape(-1, 3)
+            lab = rgb_to_lab(read_image(self.reference, "reference image")).numpy().reshape(-1, 3)
             self._target = (np.quantile(lab, _LEVELS, axis=0).T if self.transfer == "histogram"
                             else np.stack([lab.mean(0), lab.std(0)]))
         return None
@@ -135,12 +134,3 @@ class Color(Stage):
         if self.transfer == "meanstd":
             return np.stack([lab.mean(0), lab.std(0)]).astype(np.float64)
         return np.stack([np.histogram(lab[:, c], _CELLS, tuple(LAB_RANGE[c]))[0] for c in range(3)]) / len(lab)
-
-
-def _read_image(path: str) -> torch.Tensor:
-    """An image file (anything FFmpeg reads) as (H, W, 3) uint8 RGB."""
-    try:
-        with av.open(path) as c:
-            return torch.from_numpy(next(c.decode(video=0)).to_ndarray(format="rgb24"))
-    except (av.FFmpegError, StopIteration, OSError) as e:
-        raise MediaError(f"reference image '{path}' cannot be read ({e})") from None

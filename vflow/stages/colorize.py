@@ -21,9 +21,9 @@ class Colorize(Stage):
     Each pixel takes the mean chroma of the reference pixels with the same lightness and local texture
     (5x5 std), after the reference's lightness is matched to the shot's (Welsh et al. 2002, with a table
     of all reference pixels instead of random swatches). Chroma is worked out on a grid of about 180 rows
-and smoothed (it is low-frequency); every pixel keeps its own lightness. Within a
-    shot, the chroma of static parts is carried over from frame to frame (up to ``temporal`` of it per
-    frame), so colours do not flicker; it restarts at every scene cut (run ``scene_split`` before).
+    and smoothed (it is low-frequency); every pixel keeps its own lightness. Within a shot, the chroma of
+    static parts is carried over from frame to frame (up to ``temporal`` of it per frame), so colours do
+    not flicker; it restarts at every scene cut (run ``scene_split`` before).
     ``strength`` scales the transferred chroma (above 1: more saturated). Frames may be grey (R=G=B) or
     a tinted print: only their luma is used.
 
