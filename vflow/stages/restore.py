@@ -8,7 +8,6 @@ import torch
 import torch.nn.functional as F
 
 from ..models import load_model
-from ..models.tiling import tiled
 from ..pipeline.frames import FrameBatch, VideoInfo
 from ..pipeline.gpu import DeviceRunner, resolve_device, resolve_dtype
 from ..pipeline.registry import stage
@@ -55,12 +54,14 @@ class Restore(Stage):
         if self.out_scale > self.net_scale:
             raise ValueError(f"model '{self.model_name}' upscales x{self.net_scale}; scale {self.out_scale} is more")
         fn = torch.compile(net) if self.compile else net
-        self.runner = DeviceRunner(lambda x: self._apply(fn, x), device, dtype, channels_last=self.channels_last)
+        self.runner = DeviceRunner(lambda x: self._apply(fn, x), device, dtype, channels_last=self.channels_last,
+                                   tile=self.tile, tile_overlap=self.tile_overlap)
         video: VideoInfo = ctx.inputs["video"]  # type: ignore[assignment]
         return {"video": video.replace(width=video.width * self.out_scale, height=video.height * self.out_scale)}
 
     def _apply(self, net: Any, x: torch.Tensor) -> torch.Tensor:
-        y = tiled(net, x, self.net_scale, self.tile, self.tile_overlap)
+        """The network, then the resize to ``scale`` (per tile when tiling: the overlap covers the filter)."""
+        y = net(x)
         if self.out_scale != self.net_scale:
             h, w = x.shape[-2] * self.out_scale, x.shape[-1] * self.out_scale
             y = F.interpolate(y, size=(h, w), mode="bicubic", align_corners=False, antialias=True)
