@@ -15,7 +15,9 @@ three full-size channels). Decode alone is timed on both sides too. vflow's time
 pipeline (opening the file), not Python's start; FFmpeg's includes its process start. CPU time (all
 threads, user + system) per frame is printed too: on a shared machine it moves less than wall time.
 The header prints OMP_WAIT_POLICY: numba's OpenMP threads spin at each parallel loop's end unless it is
-PASSIVE, which on a busy 2-core machine makes vflow's kernels several times slower (docs/performance.md).
+PASSIVE, which on a busy 2-core machine makes vflow's kernels several times slower (docs/performance.md);
+``import vflow`` sets PASSIVE unless the variable is already set, so run with ``OMP_WAIT_POLICY=ACTIVE`` to
+see the spinning.
 
     PYTHONPATH=. python bench/bench_denoise.py [--rounds 5] [--frames-720p 150] [--skip-720p]
 """

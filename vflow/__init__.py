@@ -1,5 +1,14 @@
 """vflow: a streaming video-restoration engine. YAML graphs of pluggable stages on bounded queues."""
 
+import os
+
+# Before torch and numba load their OpenMP runtimes (numba's starts at the first parallel kernel, so this
+# holds even when torch was imported first): idle OpenMP threads sleep instead of spinning at the end of
+# each parallel loop. Each stage runs in its own thread next to the decoder's, so the cores are always
+# shared; spinning threads then wait on descheduled ones and made numba kernels 2-8x slower on a busy
+# 2-core machine (docs/performance.md). A value the user set wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 from pathlib import Path
 
 from .pipeline import (
