@@ -8,9 +8,9 @@ For each model and input size: frames/s of a bare loop over ready float tensors 
 frames out, the ring and ordering of the restore stage) on the same frames, for batch sizes 1/4/8
 (on CUDA, fp16 and 4 batches in a row per timed run, so copies can overlap compute). On CUDA then: the
 model's share of GPU time (CUDA events around each model call) with pinned double buffering vs
-pageable buffers in turn, the copy times, and cuDNN autotuning. On the CPU: at batch 1, channels_last,
-one vs two threads, bf16, and ``torch.compile`` (first call timed apart). Figures are medians of the
-timed repetitions after one warm-up call.
+pageable buffers in turn, the copy times, and cuDNN autotuning. On the CPU (not with ``--quick``): at
+batch 1, channels_last, one vs two threads, bf16, and ``torch.compile`` (first call timed apart). Figures
+are medians of the timed repetitions after one warm-up call; bare and vflow are timed in turn.
 """
 
 from __future__ import annotations
@@ -36,6 +36,18 @@ def _time(fn: Callable[[], object], reps: int) -> float:
         fn()
         times.append(time.perf_counter() - t0)
     return statistics.median(times)
+
+
+def _time_pair(a: Callable[[], object], b: Callable[[], object], reps: int) -> tuple[float, float]:
+    """Medians of ``a`` and ``b`` timed in turn (after one warm-up each), so drift on a shared machine hits both."""
+    a(), b()
+    times: tuple[list[float], list[float]] = ([], [])
+    for _ in range(reps):
+        for fn, out in ((a, times[0]), (b, times[1])):
+            t0 = time.perf_counter()
+            fn()
+            out.append(time.perf_counter() - t0)
+    return statistics.median(times[0]), statistics.median(times[1])
 
 
 def _frames(n: int, w: int, h: int) -> torch.Tensor:
@@ -74,7 +86,7 @@ def bench_batches(name: str, w: int, h: int, device: torch.device, batches: list
                 runner.submit(frames)
             runner.drain()
 
-        t_bare, t_vflow = _time(bare, reps), _time(vflow_path, reps)
+        t_bare, t_vflow = _time_pair(bare, vflow_path, reps)
         n = b * stream
         rows.append(f"| {name} | {w}x{h} | {b} | {n / t_bare:.2f} | {n / t_vflow:.2f} | {t_vflow / t_bare:.2f}x |")
     return rows
@@ -229,7 +241,7 @@ def restore(device_name: str | None = None, quick: bool = False, compile_too: bo
         print("|---|---|---|---|---|")
         for name, w, h in cases:
             print(bench_cudnn_autotune(name, w, h, device, 4, reps), flush=True)
-    else:
+    elif not quick:
         print("\n| model | input | variant (batch 1) | fps | note |")
         print("|---|---|---|---|---|")
         for name, w, h in CPU_CASES:

@@ -43,7 +43,7 @@ def _parser() -> argparse.ArgumentParser:
     b = sub.add_parser("bench", help="throughput benchmarks (restore: models on CPU or CUDA)")
     b.add_argument("what", choices=["restore"])
     b.add_argument("--device", help="cpu or cuda (default: cuda when there is one)")
-    b.add_argument("--quick", action="store_true", help="batch 1 and 4 only, 2 timed runs")
+    b.add_argument("--quick", action="store_true", help="batch 1 and 4 only, 2 timed runs, no CPU options table")
     b.add_argument("--no-compile", action="store_true", help="skip the torch.compile variant")
     m = sub.add_parser("models", help="list the model zoo, or convert its weights (import-ncnn)")
     m.add_argument("action", nargs="?", choices=["list", "import-ncnn"], default="list")
