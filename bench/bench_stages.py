@@ -4,12 +4,15 @@
 
 Frames: the real Tears of Steel clip of ../shared/data, scaled with swscale to each size, in batches of
 8 (as decode emits them). Each stage is set up, warmed up on one batch (numba compiles or loads its
-cache), then timed over ``--frames`` frames; decode and encode are not included.
+cache), then timed over ``--frames`` frames; decode and encode are not included. ``metrics`` gets each
+batch on both ports (the distorted one mirrored); ``deinterlace`` is FFmpeg's bwdif as ``decode`` runs it,
+on the same frames as YUV 4:2:0 (before the conversion to RGB), one frame out per frame in.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import time
 from fractions import Fraction
 from pathlib import Path
@@ -22,8 +25,10 @@ import torch
 from vflow.pipeline.frames import FrameBatch
 from vflow.pipeline.stage import Stage, StageContext
 from vflow.stages.audio_clean import AudioClean  # noqa: F401  (registers the built-ins)
+from vflow.media.deinterlace import Deinterlacer
 from vflow.stages.color import Color
 from vflow.stages.colorize import Colorize
+from vflow.stages.metrics import Metrics
 from vflow.stages.scene_split import SceneSplit
 from vflow.stages.temporal_smooth import TemporalSmooth
 from vflow.testing import synthetic_info
@@ -36,6 +41,8 @@ STAGES: dict[str, Callable[[], Stage]] = {
     "temporal_smooth (denoise)": lambda: TemporalSmooth(mode="denoise"),
     "temporal_smooth (deflicker)": lambda: TemporalSmooth(mode="deflicker"),
     "color (levels)": Color,
+    "color (reference, meanstd)": lambda: Color(reference=str(PHOTO)),
+    "color (reference, histogram)": lambda: Color(reference=str(PHOTO), transfer="histogram"),
     "colorize": lambda: Colorize(reference=str(PHOTO)),
 }
 
@@ -61,6 +68,41 @@ def fps(make: Callable[[], Stage], batches: list[FrameBatch], w: int, h: int) ->
     return sum(len(b) for b in batches[1:]) / (time.perf_counter() - t0)
 
 
+def fps_metrics(batches: list[FrameBatch], w: int, h: int) -> float:
+    """PSNR + SSIM per frame pair: each batch against itself mirrored."""
+    stage = Metrics()
+    info = synthetic_info(w, h)
+    stage.setup(StageContext(name="bench", inputs={"reference": info, "distorted": info}, connected_outputs=frozenset()))
+
+    def feed(b: FrameBatch) -> None:
+        stage.process_port("reference", b)
+        stage.process_port("distorted", FrameBatch(frames=b.frames.flip(2).contiguous(), pts=b.pts,
+                                                   time_base=b.time_base, seq=b.seq))
+
+    feed(batches[0])
+    t0 = time.perf_counter()
+    for b in batches[1:]:
+        feed(b)
+    return sum(len(b) for b in batches[1:]) / (time.perf_counter() - t0)
+
+
+def fps_deinterlace(batches: list[FrameBatch], w: int, h: int) -> float:
+    """bwdif (send_frame, tff) through PyAV's filter graph, as ``decode`` runs it, on YUV 4:2:0 frames."""
+    with av.open(io.BytesIO(), "w", format="matroska") as c:  # a stream to template the filter's input on
+        stream = c.add_stream("ffv1", rate=24)
+        stream.width, stream.height, stream.pix_fmt, stream.time_base = w, h, "yuv420p", Fraction(1, 24)
+        deint = Deinterlacer(stream, "tff", "frame")
+    frames = [av.VideoFrame.from_ndarray(f, format="rgb24").reformat(format="yuv420p")
+              for b in batches for f in b.frames.numpy()]
+    for i, f in enumerate(frames):
+        f.pts, f.time_base = i, Fraction(1, 24)
+    for f in frames[:8]:
+        deint.push(f)
+    t0 = time.perf_counter()
+    out = sum(len(deint.push(f)) for f in frames[8:])
+    return out / (time.perf_counter() - t0)
+
+
 def _drain(result: object) -> list[object]:
     if result is None:
         return []
@@ -77,6 +119,9 @@ def main() -> None:
     data = {size: real_batches(args.frames, *size) for size in SIZES}
     for name, make in STAGES.items():
         cells = [f"{fps(make, data[size], *size):.1f}" for size in SIZES]
+        print(f"| {name} | " + " | ".join(cells) + " |", flush=True)
+    for name, measure in (("metrics (PSNR + SSIM)", fps_metrics), ("deinterlace (bwdif, in decode)", fps_deinterlace)):
+        cells = [f"{measure(data[size], *size):.1f}" for size in SIZES]
         print(f"| {name} | " + " | ".join(cells) + " |", flush=True)
 
 
