@@ -40,6 +40,7 @@ import numpy as np
 import torch
 
 from .lab import lab_to_rgb_into, lightness, rgb_to_lab, srgb_to_linear
+from .temporal import check_frames
 
 ANALYSIS_ROWS = 180           # chroma is computed on a grid of about this many rows
 L_BINS, S_BINS = 64, 32       # table size: lightness bins over 0..100, texture bins over sqrt(local std)
@@ -298,10 +299,7 @@ class Colorizer:
 
     def __call__(self, frames: np.ndarray, scene_ids: np.ndarray) -> np.ndarray:
         """Colour ``(N, H, W, 3)`` uint8 frames; ``scene_ids[i]`` is frame i's scene index."""
-        if frames.ndim != 4 or frames.shape[3] != 3 or frames.dtype != np.uint8:
-            raise ValueError(f"expected (N, H, W, 3) uint8 frames, got {frames.shape} {frames.dtype}")
-        if len(scene_ids) != len(frames):
-            raise ValueError(f"{len(scene_ids)} scene ids for {len(frames)} frames")
+        check_frames(frames, scene_ids)
         out = np.empty_like(frames)
         if len(frames) == 0:
             return out

@@ -340,7 +340,7 @@ class TemporalDenoiser:
 
     def __call__(self, frames: np.ndarray, scene_ids: np.ndarray) -> np.ndarray:
         """Denoise ``(N, H, W, 3)`` uint8 frames; ``scene_ids[i]`` is frame i's scene index."""
-        _check(frames, scene_ids)
+        check_frames(frames, scene_ids)
         out = np.empty_like(frames)
         if len(frames) == 0:
             return out
@@ -404,7 +404,7 @@ class Deflicker:
 
     def __call__(self, frames: np.ndarray, scene_ids: np.ndarray) -> np.ndarray:
         """Deflicker ``(N, H, W, 3)`` uint8 frames; ``scene_ids[i]`` is frame i's scene index."""
-        _check(frames, scene_ids)
+        check_frames(frames, scene_ids)
         out = np.empty_like(frames)
         for i in range(len(frames)):
             means = channel_means(frames[i])
@@ -418,7 +418,8 @@ class Deflicker:
         return out
 
 
-def _check(frames: np.ndarray, scene_ids: np.ndarray) -> None:
+def check_frames(frames: np.ndarray, scene_ids: np.ndarray) -> None:
+    """The shapes every per-scene frame kernel takes: (N, H, W, 3) uint8 frames and one scene id each."""
     if frames.ndim != 4 or frames.shape[3] != 3 or frames.dtype != np.uint8:
         raise ValueError(f"expected (N, H, W, 3) uint8 frames, got {frames.shape} {frames.dtype}")
     if len(scene_ids) != len(frames):
