@@ -28,26 +28,18 @@ CPU_CASES = [("realesr-animevideov3", 320, 240), ("realesrgan-x4plus", 160, 120)
 GPU_CASES = [("realesr-animevideov3", 1920, 1080), ("realesrgan-x4plus", 854, 480)]
 
 
-def _time(fn: Callable[[], object], reps: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
+def _medians(*fns: Callable[[], object], reps: int) -> list[float]:
+    """Median seconds of each of ``fns``, timed in turn after one warm-up call each (drift on a shared machine
+    hits them all alike)."""
+    for fn in fns:
         fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
-def _time_pair(a: Callable[[], object], b: Callable[[], object], reps: int) -> tuple[float, float]:
-    """Medians of ``a`` and ``b`` timed in turn (after one warm-up each), so drift on a shared machine hits both."""
-    a(), b()
-    times: tuple[list[float], list[float]] = ([], [])
+    times: list[list[float]] = [[] for _ in fns]
     for _ in range(reps):
-        for fn, out in ((a, times[0]), (b, times[1])):
+        for fn, out in zip(fns, times):
             t0 = time.perf_counter()
             fn()
             out.append(time.perf_counter() - t0)
-    return statistics.median(times[0]), statistics.median(times[1])
+    return [statistics.median(t) for t in times]
 
 
 def _frames(n: int, w: int, h: int) -> torch.Tensor:
@@ -86,24 +78,23 @@ def bench_batches(name: str, w: int, h: int, device: torch.device, batches: list
                 runner.submit(frames)
             runner.drain()
 
-        t_bare, t_vflow = _time_pair(bare, vflow_path, reps)
+        t_bare, t_vflow = _medians(bare, vflow_path, reps=reps)
         n = b * stream
         rows.append(f"| {name} | {w}x{h} | {b} | {n / t_bare:.2f} | {n / t_vflow:.2f} | {t_vflow / t_bare:.2f}x |")
     return rows
 
 
-class _TimedRunner(DeviceRunner):
-    """``DeviceRunner`` with CUDA events around all its compute-stream work per batch (conversions included)."""
-
-    spans: list[tuple[torch.cuda.Event, torch.cuda.Event]]
-
-    def _forward(self, frames: torch.Tensor) -> torch.Tensor:
+def _timed(fn: Callable[[torch.Tensor], torch.Tensor], spans: list[tuple[torch.cuda.Event, torch.cuda.Event]]
+           ) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``fn`` with a pair of CUDA timing events recorded around each call on the current stream."""
+    def wrapped(x: torch.Tensor) -> torch.Tensor:
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         start.record()
-        out = super()._forward(frames)
+        y = fn(x)
         end.record()
-        self.spans.append((start, end))
-        return out
+        spans.append((start, end))
+        return y
+    return wrapped
 
 
 def bench_busy(name: str, w: int, h: int, device: torch.device, batch: int, n_batches: int, pin: bool) -> str:
@@ -111,23 +102,16 @@ def bench_busy(name: str, w: int, h: int, device: torch.device, batch: int, n_ba
     many to warm up (caching allocators), with CUDA events around every batch's compute-stream work (uint8
     conversions and model) and around every model call: their shares of the GPU's wall time."""
     net, dtype = _net(name, device)
+    batch_spans: list[tuple[torch.cuda.Event, torch.cuda.Event]] = []
     model_spans: list[tuple[torch.cuda.Event, torch.cuda.Event]] = []
-
-    def timed(x: torch.Tensor) -> torch.Tensor:
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        y = net(x)
-        end.record()
-        model_spans.append((start, end))
-        return y
-
     frames = _frames(batch, w, h)
-    runner = _TimedRunner(timed, device, dtype, pin=pin, channels_last=True)
-    runner.spans = []
+    runner = DeviceRunner(_timed(net, model_spans), device, dtype, pin=pin, channels_last=True)
+    runner._forward = _timed(runner._forward, batch_spans)  # type: ignore[method-assign]
     for _ in range(n_batches):
         runner.submit(frames)
     runner.drain()
-    runner.spans, model_spans[:] = [], []
+    batch_spans.clear()
+    model_spans.clear()
     first, last = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
     _sync(device)
     t0 = time.perf_counter()
@@ -138,7 +122,7 @@ def bench_busy(name: str, w: int, h: int, device: torch.device, batch: int, n_ba
     last.record()
     last.synchronize()
     wall, gpu_wall = time.perf_counter() - t0, first.elapsed_time(last)
-    busy, model = (sum(s.elapsed_time(e) for s, e in spans) / gpu_wall for spans in (runner.spans, model_spans))
+    busy, model = (sum(s.elapsed_time(e) for s, e in spans) / gpu_wall for spans in (batch_spans, model_spans))
     copies = _copy_ms(frames, int(net.scale), device, pin)
     return (f"| {name} | {w}x{h} | {batch} | {'pinned, double-buffered' if pin else 'pageable, in turn'} "
             f"| {n_batches * batch / wall:.2f} | {100 * busy:.1f}% | {100 * model:.1f}% | {copies} |")
@@ -174,7 +158,7 @@ def bench_cudnn_autotune(name: str, w: int, h: int, device: torch.device, batch:
     fps = []
     for autotune in (False, True):
         torch.backends.cudnn.benchmark = autotune
-        fps.append(batch / _time(bare, reps))
+        fps.append(batch / _medians(bare, reps=reps)[0])
     torch.backends.cudnn.benchmark = False
     return f"| {name} | {w}x{h} | {batch} | {fps[0]:.2f} | {fps[1]:.2f} |"
 
@@ -201,16 +185,16 @@ def bench_cpu_options(name: str, w: int, h: int, reps: int, compile_too: bool) -
     ]
     threads = torch.get_num_threads()
     for label, fn in variants:
-        rows.append(f"| {name} | {w}x{h} | {label}, {threads} threads | {1 / _time(fn, reps):.2f} | |")
+        rows.append(f"| {name} | {w}x{h} | {label}, {threads} threads | {1 / _medians(fn, reps=reps)[0]:.2f} | |")
     torch.set_num_threads(1)
-    rows.append(f"| {name} | {w}x{h} | fp32, channels_last, 1 thread | {1 / _time(run(cl, x_cl), reps):.2f} | |")
+    rows.append(f"| {name} | {w}x{h} | fp32, channels_last, 1 thread | {1 / _medians(run(cl, x_cl), reps=reps)[0]:.2f} | |")
     torch.set_num_threads(threads)
     if compile_too:
         compiled = torch.compile(cl)
         t0 = time.perf_counter()
         run(compiled, x_cl)()
         first = time.perf_counter() - t0
-        rows.append(f"| {name} | {w}x{h} | fp32, channels_last, torch.compile | {1 / _time(run(compiled, x_cl), reps):.2f} "
+        rows.append(f"| {name} | {w}x{h} | fp32, channels_last, torch.compile | {1 / _medians(run(compiled, x_cl), reps=reps)[0]:.2f} "
                     f"| first call {first:.0f} s |")
     return rows
 

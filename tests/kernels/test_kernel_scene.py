@@ -50,7 +50,7 @@ def test_buffer_does_not_grow_with_the_stream():
     detector = SceneDetector()
     for i in range(0, len(frames), 5):
         detector.push(frames[i : i + 5])
-        assert len(detector._feats) <= 2 * detector.window - 1  # what the next frames' distances reach back to
+        assert 0 < detector.buffered <= 2 * detector.window - 1  # what the next frames' distances reach back to
 
 
 def test_reset_restarts_indices():

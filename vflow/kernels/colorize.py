@@ -39,8 +39,8 @@ import numba as nb
 import numpy as np
 import torch
 
+from .frames import SceneKernel
 from .lab import lab_to_rgb_into, lightness, rgb_to_lab, srgb_to_linear
-from .temporal import check_frames
 
 ANALYSIS_ROWS = 180           # chroma is computed on a grid of about this many rows
 L_BINS, S_BINS = 64, 32       # table size: lightness bins over 0..100, texture bins over sqrt(local std)
@@ -262,7 +262,7 @@ class ChromaTable:
         self.table = _fill_table(sums, counts, 100.0 / (nl - 1), (np.arange(ns) / self.kv) ** 2)
 
 
-class Colorizer:
+class Colorizer(SceneKernel):
     """Colour black-and-white frames from a reference colour image, shot by shot.
 
     ``strength`` scales the transferred chroma; ``temporal`` is the largest share of a static pixel's
@@ -296,18 +296,6 @@ class Colorizer:
         self._tx, self._fx = taps(w, f)
         self._planes, self._stats, self._prev, self._tmp, self._new, self._blur, self._state = (
             np.empty((2, hs, ws), np.float32) for _ in range(7))
-
-    def __call__(self, frames: np.ndarray, scene_ids: np.ndarray) -> np.ndarray:
-        """Colour ``(N, H, W, 3)`` uint8 frames; ``scene_ids[i]`` is frame i's scene index."""
-        check_frames(frames, scene_ids)
-        out = np.empty_like(frames)
-        if len(frames) == 0:
-            return out
-        frames = np.ascontiguousarray(frames)
-        self._buffers(*frames.shape[1:3])
-        for i in range(len(frames)):
-            self._step(frames[i], int(scene_ids[i]), out[i])
-        return out
 
     def _step(self, frame: np.ndarray, scene: int, out: np.ndarray) -> None:
         t, lum = self.table, self._planes[0]

@@ -287,6 +287,11 @@ class SceneDetector:
         """Frames after ``t`` that must have been pushed before ``t`` is decided."""
         return self.window - 1
 
+    @property
+    def buffered(self) -> int:
+        """Frames whose features are held (at most ``2 * window - 1`` after a push: memory is constant)."""
+        return 0 if self._feats is None else len(self._feats)
+
     def reset(self) -> None:
         """Forget all frames; the next pushed frame is index 0."""
         self._size: tuple[int, int] | None = None  # small-frame (height, width)

@@ -11,6 +11,7 @@ import math
 import numba as nb
 import numpy as np
 
+from .frames import SceneKernel
 
 # Immerkaer's estimate on every 8th row triple: 3/8 of the rows' luma (a fifth of the cost), 28k samples
 # at 640x360; on the grainy test clips (sigma 10 and 20) within 1-3% of the all-rows estimate (clean
@@ -303,7 +304,7 @@ def spatial_step(state: np.ndarray, coef: np.ndarray, out: np.ndarray, scratch: 
                 o[x, 2] = min(max(b2[x] + np.float32(0.5), np.float32(0.0)), np.float32(255.0))
 
 
-class TemporalDenoiser:
+class TemporalDenoiser(SceneKernel):
     """Motion-adaptive recursive denoiser with a light spatial pass where motion stops averaging.
 
     ``strength`` scales the noise sigma estimated on each frame (or the fixed ``sigma``): higher
@@ -338,27 +339,17 @@ class TemporalDenoiser:
         self._scratch = np.empty((chunks, 4, 3, w), np.float32)
         self._rows = np.empty((chunks, 3, w), np.float32)
 
-    def __call__(self, frames: np.ndarray, scene_ids: np.ndarray) -> np.ndarray:
-        """Denoise ``(N, H, W, 3)`` uint8 frames; ``scene_ids[i]`` is frame i's scene index."""
-        check_frames(frames, scene_ids)
-        out = np.empty_like(frames)
-        if len(frames) == 0:
-            return out
-        frames = np.ascontiguousarray(frames)
-        self._buffers(*frames.shape[1:3])
-        for i in range(len(frames)):
-            frame, scene = frames[i], int(scene_ids[i])
-            sigma = self.strength * (noise_sigma(frame, self._sigma_rows) if self.sigma is None else self.sigma)
-            if scene != self._scene:
-                to_planar(frame, self._state)
-                self._scene = scene
-                fill_coef(self._coef, 1.0, sigma, self.range_k)
-            else:
-                recursive_step(frame, self._state, self._next, self._coef, self._scratch,
-                               sigma, self.alpha_min, self.lo, self.hi, self.range_k)
-                self._state, self._next = self._next, self._state
-            spatial_step(self._state, self._coef, out[i], self._rows)
-        return out
+    def _step(self, frame: np.ndarray, scene: int, out: np.ndarray) -> None:
+        sigma = self.strength * (noise_sigma(frame, self._sigma_rows) if self.sigma is None else self.sigma)
+        if scene != self._scene:
+            to_planar(frame, self._state)
+            self._scene = scene
+            fill_coef(self._coef, 1.0, sigma, self.range_k)
+        else:
+            recursive_step(frame, self._state, self._next, self._coef, self._scratch,
+                           sigma, self.alpha_min, self.lo, self.hi, self.range_k)
+            self._state, self._next = self._next, self._state
+        spatial_step(self._state, self._coef, out, self._rows)
 
 
 @nb.njit(nogil=True, cache=True, parallel=True)
@@ -387,7 +378,7 @@ def apply_gains(frame: np.ndarray, gains: np.ndarray, out: np.ndarray) -> None:
                 out[y, x, c] = lut[c, frame[y, x, c]]
 
 
-class Deflicker:
+class Deflicker(SceneKernel):
     """Match each frame's per-channel means to a moving reference (EMA over the scene's frames).
 
     ``window`` is the EMA span in frames; gains are clamped to ``[1 / max_gain, max_gain]``.
@@ -402,25 +393,11 @@ class Deflicker:
         self._ref: np.ndarray | None = None
         self._scene: int | None = None
 
-    def __call__(self, frames: np.ndarray, scene_ids: np.ndarray) -> np.ndarray:
-        """Deflicker ``(N, H, W, 3)`` uint8 frames; ``scene_ids[i]`` is frame i's scene index."""
-        check_frames(frames, scene_ids)
-        out = np.empty_like(frames)
-        for i in range(len(frames)):
-            means = channel_means(frames[i])
-            scene = int(scene_ids[i])
-            if scene != self._scene or self._ref is None:
-                self._ref, self._scene = means.copy(), scene
-            else:
-                self._ref += self.beta * (means - self._ref)
-            gains = np.clip((self._ref + 1.0) / (means + 1.0), 1.0 / self.max_gain, self.max_gain)
-            apply_gains(frames[i], gains, out[i])
-        return out
-
-
-def check_frames(frames: np.ndarray, scene_ids: np.ndarray) -> None:
-    """The shapes every per-scene frame kernel takes: (N, H, W, 3) uint8 frames and one scene id each."""
-    if frames.ndim != 4 or frames.shape[3] != 3 or frames.dtype != np.uint8:
-        raise ValueError(f"expected (N, H, W, 3) uint8 frames, got {frames.shape} {frames.dtype}")
-    if len(scene_ids) != len(frames):
-        raise ValueError(f"{len(scene_ids)} scene ids for {len(frames)} frames")
+    def _step(self, frame: np.ndarray, scene: int, out: np.ndarray) -> None:
+        means = channel_means(frame)
+        if scene != self._scene or self._ref is None:
+            self._ref, self._scene = means.copy(), scene
+        else:
+            self._ref += self.beta * (means - self._ref)
+        gains = np.clip((self._ref + 1.0) / (means + 1.0), 1.0 / self.max_gain, self.max_gain)
+        apply_gains(frame, gains, out)
