@@ -230,7 +230,7 @@ def test_cycle(capfd: pytest.CaptureFixture[str], tmp_path: Path, clip24: Path, 
           - a -> b -> a
         """)
     out = tmp_path / "out.mp4"
-    code, err = vflow(capfd, "run", graph, "-i", clip24, "-o", out, "-q")
+    code, err = vflow(capfd, "run", graph, "-i", clip24, "-o", out, "-q", "--allow-module", STAGES_MODULE)
     assert_error(code, err, 2, f"{graph}:9:5:", "cycle through stages: a, b")
     assert_no_output(out)
 
@@ -267,7 +267,7 @@ def test_stage_failing_mid_stream(tmp_path: Path, clip24: Path, stages_dir: Path
           - decode.video -> boom -> encode.video
         """)
     out = tmp_path / "out.mp4"
-    result = run_cli(["run", str(graph), "-i", str(clip24), "-o", str(out), "-q"],
+    result = run_cli(["run", str(graph), "-i", str(clip24), "-o", str(out), "-q", "--allow-module", STAGES_MODULE],
                      env={"PYTHONPATH": os.pathsep.join([str(stages_dir), os.environ.get("PYTHONPATH", "")])})
     assert_error(result.returncode, result.stderr, 1, f"stage 'boom' ({STAGES_MODULE}:FailAt) failed at pts 0.320 s",
                  "RuntimeError: synthetic failure at 0.5 s")

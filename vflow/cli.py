@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .pipeline import Cancelled, Pipeline, Report, StageError, VflowError, available
+from .pipeline.graph import confirm_allow_modules
 from .pipeline.progress import LiveView
 from .pipeline.stage import stage_params
 
@@ -31,6 +32,8 @@ def _parser() -> argparse.ArgumentParser:
         c.add_argument("--set", action="append", default=[], metavar="STAGE.PARAM=VALUE", help="override a param")
         c.add_argument("--var", action="append", default=[], metavar="NAME=VALUE", help="set a ${variable}")
         c.add_argument("--debug", action="store_true", help="show tracebacks")
+        c.add_argument("--allow-module", action="append", default=[], metavar="PKG",
+                       help="let 'type: PKG.mod:Class' import this package (repeatable)")
         if name == "run":
             c.add_argument("--json", metavar="REPORT", help="write the run's figures as JSON")
             c.add_argument("-q", "--quiet", action="store_true", help="no live view or summary")
@@ -59,6 +62,7 @@ def _load(args: argparse.Namespace) -> Pipeline:
             raise VflowError(f"--var expects NAME=VALUE, got '{assignment}'")
         variables[name.strip()] = value
     pipeline = Pipeline.load(args.graph, **variables)
+    pipeline.allow_modules = confirm_allow_modules(pipeline.spec, args.allow_module)
     for assignment in args.set:
         pipeline.set(assignment)
     return pipeline

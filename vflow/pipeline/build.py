@@ -6,7 +6,7 @@ import queue
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from . import registry
 from .errors import GraphError, VflowError
@@ -51,8 +51,11 @@ def resolve_graph(graph: str | Path) -> GraphSpec:
 class Pipeline:
     """A graph ready to build and run: ``Pipeline.load("copy", input="a.mp4", output="b.mp4").run()``."""
 
-    def __init__(self, spec: GraphSpec, **variables: str | Path | None):
+    def __init__(self, spec: GraphSpec, *, allow_modules: Sequence[str] = (), **variables: str | Path | None):
+        """``allow_modules``: packages whose ``pkg.mod:Class`` stage types may be imported (the graph's own
+        ``allow_modules`` list is not honoured by itself: pass it here if you trust the graph)."""
         self.spec = spec
+        self.allow_modules = list(allow_modules)
         self.variables = {k: str(v) for k, v in variables.items() if v is not None}
         self.cancel_event = threading.Event()
         self._nodes: list[Node] | None = None
@@ -60,10 +63,11 @@ class Pipeline:
         self._used = False
 
     @classmethod
-    def load(cls, graph: str | Path | dict[str, Any], **variables: str | Path | None) -> "Pipeline":
+    def load(cls, graph: str | Path | dict[str, Any], *, allow_modules: Sequence[str] = (),
+             **variables: str | Path | None) -> "Pipeline":
         """From a YAML file path, a shipped graph name, YAML text, or the plain-dict form."""
         spec = from_dict(graph) if isinstance(graph, dict) else resolve_graph(graph)
-        return cls(spec, **variables)
+        return cls(spec, allow_modules=allow_modules, **variables)
 
     def set(self, assignment: str) -> "Pipeline":
         """Override a param, ``stage.param=value``, as ``--set`` does."""
@@ -85,7 +89,7 @@ class Pipeline:
         if self._nodes is not None:
             return self
         substitute(self.spec, self._default_variables())
-        stages = {name: _instantiate(s) for name, s in self.spec.stages.items()}
+        stages = {name: _instantiate(s, self.allow_modules) for name, s in self.spec.stages.items()}
         edges = [_resolve_edge(e, self.spec, stages) for e in self.spec.edges]
         order = _check_topology(self.spec, stages, edges)
         nodes: dict[str, Node] = {}
@@ -188,9 +192,9 @@ def _safe_teardown(node: Node, ok: bool) -> VflowError | None:
     return None
 
 
-def _instantiate(spec: StageSpec) -> Stage:
+def _instantiate(spec: StageSpec, allow_modules: Sequence[str] = ()) -> Stage:
     try:
-        cls = registry.lookup(spec.type)
+        cls = registry.lookup(spec.type, allow_modules)
     except LookupError as e:
         raise GraphError(str(e), spec.where, spec.name) from None
     params = stage_params(cls)
@@ -201,7 +205,7 @@ def _instantiate(spec: StageSpec) -> Stage:
             raise GraphError(f"unknown param '{pname}'; valid params: {', '.join(params) or 'none'}",
                              where, spec.name, spec.type)
         try:
-            values[pname] = coerce_param(params[pname], value)
+            values[pname] = coerce_param(params[pname], value, spec.param_text.get(pname))
         except ValueError as e:
             raise GraphError(str(e), where, spec.name, spec.type) from None
     missing = [p.name for p in params.values() if p.required and p.name not in values]

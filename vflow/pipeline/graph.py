@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -10,10 +11,14 @@ from typing import Any
 import yaml
 
 from .errors import GraphError, Location
+from .registry import is_allowed
 
 DEFAULT_QUEUE_SIZE = 4
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
+_MODULE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+MAX_NODES = 100_000  # YAML nodes after expanding aliases: a graph is small; this stops "billion laughs"
+_MERGE = "tag:yaml.org,2002:merge"
 
 
 @dataclass
@@ -26,6 +31,9 @@ class StageSpec:
     queue_size: int | None = None
     where: Location | None = None
     param_where: dict[str, Location] = field(default_factory=dict)
+    # how a param was written where YAML read it as a bool, number or date (``off``, ``017``, ``12:30``), and
+    # the text of a whole-``${var}`` param: a string param takes this text, never YAML's reading of it
+    param_text: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -53,6 +61,10 @@ class GraphSpec:
     variables: dict[str, str] = field(default_factory=dict)
     source: str = "<graph>"
     name: str = "graph"
+    # modules the graph asks to import for ``pkg.mod:Class`` types; honoured only once the user confirms
+    # (``confirm_allow_modules``) or passes them to ``Pipeline(allow_modules=...)``
+    allow_modules: list[str] = field(default_factory=list)
+    allow_where: Location | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The plain-data form, which ``from_dict`` and YAML read back."""
@@ -68,6 +80,8 @@ class GraphSpec:
         out: dict[str, Any] = {"vflow": 1, "runtime": {"queue_size": self.queue_size}}
         if self.variables:
             out["vars"] = dict(self.variables)
+        if self.allow_modules:
+            out["allow_modules"] = list(self.allow_modules)
         out.update(stages=stages, edges=edges)
         return out
 
@@ -85,11 +99,14 @@ class GraphSpec:
             raise GraphError(f"names unknown stage '{stage_name}'; stages: {', '.join(self.stages)}", where)
         try:
             value = yaml.safe_load(raw) if raw.strip() else ""
-        except yaml.YAMLError:
+        except (yaml.YAMLError, ValueError):
             value = raw
         spec = self.stages[stage_name]
         spec.params[param] = value
         spec.param_where[param] = where
+        spec.param_text.pop(param, None)
+        if _typed_scalar(value):
+            spec.param_text[param] = raw.strip()
 
 
 def _fmt(e: Endpoint) -> str:
@@ -97,19 +114,31 @@ def _fmt(e: Endpoint) -> str:
 
 
 def load_text(text: str, source: str = "<graph>") -> GraphSpec:
-    """Parse graph YAML, keeping each node's position for error messages."""
+    """Parse graph YAML, keeping each node's position for error messages. Duplicate keys, unknown tags,
+    recursive or exploding aliases are errors; every failure is a GraphError naming the place."""
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark
-        where = Location(source, mark.line + 1, mark.column + 1) if mark else None
-        raise GraphError(f"invalid YAML: {e.problem}", where) from None
+        mark = e.problem_mark or e.context_mark
+        where = Location(source, mark.line + 1, mark.column + 1) if mark else Location(source)
+        raise GraphError(f"invalid YAML: {e.problem or e.context}", where) from None
+    except yaml.YAMLError as e:  # ReaderError: a character YAML does not allow
+        pos = getattr(e, "position", 0)
+        line = text.count("\n", 0, pos) + 1
+        col = pos - (text.rfind("\n", 0, pos) + 1) + 1
+        reason = getattr(e, "reason", "")
+        raise GraphError(f"invalid YAML: {reason or 'unreadable text'}", Location(source, line, col)) from None
+    except RecursionError:
+        raise GraphError("invalid YAML: nested too deeply", Location(source)) from None
     if node is None:
         raise GraphError("the graph is empty", Location(source, 1, 1))
-    marks: dict[tuple[Any, ...], Location] = {}
-    data = _to_python(node, (), marks, source)
+    reader = _Reader(source)
+    try:
+        data = reader.read(node, ())
+    except RecursionError:
+        raise GraphError("invalid YAML: nested too deeply", Location(source)) from None
     name = Path(source).stem if source.endswith((".yaml", ".yml")) else "graph"
-    return from_dict(data, source=source, marks=marks, name=name)
+    return from_dict(data, source=source, marks=reader.marks, name=name, texts=reader.texts)
 
 
 def load_file(path: str | Path) -> GraphSpec:
@@ -123,31 +152,91 @@ def load_file(path: str | Path) -> GraphSpec:
     return load_text(text, source=str(path))
 
 
-def _to_python(node: yaml.Node, path: tuple[Any, ...], marks: dict, source: str) -> Any:
-    marks[path] = Location(source, node.start_mark.line + 1, node.start_mark.column + 1)
-    if isinstance(node, yaml.MappingNode):
+class _Reader:
+    """YAML nodes -> plain data, with the position of every node and key (``marks``) and the text of plain
+    scalars that YAML types (``texts``), both keyed by the path of keys and indices from the root."""
+
+    def __init__(self, source: str):
+        self.source = source
+        self.marks: dict[tuple[Any, ...], Location] = {}
+        self.texts: dict[tuple[Any, ...], str] = {}
+        self.nodes = 0
+        self.open: set[int] = set()  # ids of the collections being read (a recursive alias meets one again)
+
+    def at(self, node: yaml.Node) -> Location:
+        return Location(self.source, node.start_mark.line + 1, node.start_mark.column + 1)
+
+    def read(self, node: yaml.Node, path: tuple[Any, ...]) -> Any:
+        self.nodes += 1
+        if self.nodes > MAX_NODES:
+            raise GraphError(f"the graph is too large (over {MAX_NODES} YAML nodes once aliases are expanded)",
+                             self.at(node))
+        self.marks[path] = self.at(node)
+        if isinstance(node, yaml.ScalarNode):
+            value = self.scalar(node)
+            if node.style is None and _typed_scalar(value):
+                self.texts[path] = node.value
+            return value
+        if id(node) in self.open:
+            raise GraphError("an alias refers to a node that contains it (recursive alias)", self.at(node))
+        self.open.add(id(node))
+        try:
+            if isinstance(node, yaml.SequenceNode):
+                return [self.read(v, path + (i,)) for i, v in enumerate(node.value)]
+            return self.mapping(node, path)
+        finally:
+            self.open.discard(id(node))
+
+    def mapping(self, node: yaml.MappingNode, path: tuple[Any, ...]) -> dict[Any, Any]:
+        merged: dict[Any, Any] = {}
         out: dict[Any, Any] = {}
+        first: dict[Any, Location] = {}
         for k, v in node.value:
-            key = _scalar(k)
-            marks[path + (key, "<key>")] = Location(source, k.start_mark.line + 1, k.start_mark.column + 1)
-            out[key] = _to_python(v, path + (key,), marks, source)
-        return out
-    if isinstance(node, yaml.SequenceNode):
-        return [_to_python(v, path + (i,), marks, source) for i, v in enumerate(node.value)]
-    return _scalar(node)
+            if k.tag == _MERGE:  # ``<<: *defaults``: the mapping's own keys win
+                for sub in v.value if isinstance(v, yaml.SequenceNode) else [v]:
+                    if not isinstance(sub, yaml.MappingNode):
+                        raise GraphError("'<<' merges only mappings", self.at(sub))
+                    merged = {**self.read(sub, path), **merged}
+                continue
+            key = self.scalar(k)
+            try:
+                hash(key)
+            except TypeError:
+                raise GraphError("a mapping key must be a plain value, not a list or mapping", self.at(k)) from None
+            if key in first:
+                raise GraphError(f"duplicate key '{key}' (first given at line {first[key].line}, "
+                                 f"column {first[key].column}); each key may appear only once", self.at(k))
+            first[key] = self.at(k)
+            self.marks[path + (key, "<key>")] = self.at(k)
+            out[key] = self.read(v, path + (key,))
+        self.marks[path] = self.at(node)
+        return {**merged, **out}
+
+    def scalar(self, node: yaml.Node) -> Any:
+        if not isinstance(node, yaml.ScalarNode):
+            raise GraphError("a mapping key must be a plain value, not a list or mapping", self.at(node))
+        loader = yaml.SafeLoader("")
+        try:
+            return loader.construct_object(node, deep=True)
+        except yaml.MarkedYAMLError as e:
+            raise GraphError(f"invalid YAML: {e.problem or e.context}", self.at(node)) from None
+        except Exception as e:  # noqa: BLE001 - a date like 2001-13-45, an empty !!int, too many digits
+            raise GraphError(f"invalid value '{node.value[:40]}' for tag {node.tag}: {type(e).__name__}: {e}",
+                             self.at(node)) from None
+        finally:
+            loader.dispose()
 
 
-def _scalar(node: yaml.Node) -> Any:
-    loader = yaml.SafeLoader("")
-    try:
-        return loader.construct_object(node, deep=True)
-    finally:
-        loader.dispose()
+def _typed_scalar(value: Any) -> bool:
+    """A scalar that YAML read as something other than text or null (bool, number, date)."""
+    return value is not None and not isinstance(value, (str, list, dict))
 
 
-def from_dict(data: Any, source: str = "<dict>", marks: dict | None = None, name: str = "graph") -> GraphSpec:
-    """Build a GraphSpec from the plain-data form (as in YAML), checking its shape."""
-    marks = marks or {}
+def from_dict(data: Any, source: str = "<dict>", marks: dict | None = None, name: str = "graph",
+              texts: dict | None = None) -> GraphSpec:
+    """Build a GraphSpec from the plain-data form (as in YAML), checking its shape. ``marks`` and ``texts``
+    come from the YAML reader: the place of each node, and how the typed plain scalars were written."""
+    marks, texts = marks or {}, texts or {}
 
     def at(*path: Any) -> Location | None:
         return marks.get(path) or (marks.get(path[:-1]) if path else None)
@@ -157,7 +246,7 @@ def from_dict(data: Any, source: str = "<dict>", marks: dict | None = None, name
 
     if not isinstance(data, dict):
         raise GraphError("a graph must be a mapping with 'stages' and 'edges'", at())
-    known = {"vflow", "runtime", "vars", "stages", "edges"}
+    known = {"vflow", "runtime", "vars", "stages", "edges", "allow_modules"}
     for key in data:
         if key not in known:
             raise GraphError(f"unknown top-level key '{key}'; valid keys: {', '.join(sorted(known))}", key_at(key))
@@ -170,6 +259,11 @@ def from_dict(data: Any, source: str = "<dict>", marks: dict | None = None, name
     variables = data.get("vars") or {}
     if not isinstance(variables, dict):
         raise GraphError("'vars' must be a mapping of name: default", at("vars"))
+    allow = data.get("allow_modules") or []
+    if isinstance(allow, str):
+        allow = [allow]
+    if not isinstance(allow, list) or not all(isinstance(m, str) and _MODULE.match(m) for m in allow):
+        raise GraphError("'allow_modules' must be a list of module names (mypkg, mypkg.stages)", at("allow_modules"))
 
     raw_stages = data.get("stages")
     if not isinstance(raw_stages, dict) or not raw_stages:
@@ -196,6 +290,7 @@ def from_dict(data: Any, source: str = "<dict>", marks: dict | None = None, name
             queue_size=None if qs is None else _positive_int(qs, "queue_size", at("stages", sname, "queue_size")),
             where=where,
             param_where={p: key_at("stages", sname, "params", p) for p in params},
+            param_text={p: texts[k] for p in params if (k := ("stages", sname, "params", p)) in texts},
         )
 
     raw_edges = data.get("edges") or []
@@ -204,7 +299,8 @@ def from_dict(data: Any, source: str = "<dict>", marks: dict | None = None, name
     edges: list[EdgeSpec] = []
     for i, chain in enumerate(raw_edges):
         edges.extend(_parse_chain(chain, at("edges", i)))
-    return GraphSpec(stages, edges, queue_size, {str(k): str(v) for k, v in variables.items()}, source, name)
+    return GraphSpec(stages, edges, queue_size, {str(k): str(v) for k, v in variables.items()}, source, name,
+                     list(allow), key_at("allow_modules") if allow else None)
 
 
 def _positive_int(value: Any, what: str, where: Location | None) -> int:
@@ -229,7 +325,9 @@ def _parse_chain(chain: Any, where: Location | None) -> list[EdgeSpec]:
 
 
 def substitute(spec: GraphSpec, values: dict[str, str]) -> None:
-    """Replace ``${name}`` in string params with ``values`` (falling back to the graph's ``vars``)."""
+    """Replace ``${name}`` in string params with ``values`` (falling back to the graph's ``vars``). The result
+    stays the exact text (``-i 017`` is the file '017'); a param that is one whole ``${variable}`` also keeps
+    it in ``param_text``, so that an int, float or bool param reads it as YAML would (``--var n=16``)."""
     merged = {**spec.variables, **{k: v for k, v in values.items() if v is not None}}
     for s in spec.stages.values():
         for pname, value in s.params.items():
@@ -243,14 +341,25 @@ def substitute(spec: GraphSpec, values: dict[str, str]) -> None:
                 return str(merged[m.group(1)])
 
             whole = _VAR.fullmatch(value)
-            s.params[pname] = _scalar_value(repl(whole)) if whole else _VAR.sub(repl, value)
+            s.params[pname] = repl(whole) if whole else _VAR.sub(repl, value)
+            if whole:
+                s.param_text[pname] = s.params[pname]
 
 
-def _scalar_value(text: str) -> Any:
-    """A param that is exactly one ``${variable}`` takes its value as YAML reads it (``16`` is an int)."""
-    try:
-        value = yaml.safe_load(text)
-    except yaml.YAMLError:
-        return text
-    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else text
-
+def confirm_allow_modules(spec: GraphSpec, allowed: list[str], ask: bool | None = None) -> list[str]:
+    """``allowed`` plus the graph's own ``allow_modules`` once the user confirms them: asked on the terminal
+    when stdin is one (``ask``), otherwise refused with a GraphError that says to pass ``--allow-module``."""
+    wanted = [m for m in spec.allow_modules if not is_allowed(m, allowed)]
+    if not wanted:
+        return list(allowed)
+    names = ", ".join(wanted)
+    if ask is None:
+        ask = sys.stdin is not None and sys.stdin.isatty()
+    if ask and sys.stdin is not None:
+        print(f"{spec.allow_where or spec.source}: the graph asks to import (and run) the Python module(s) "
+              f"{names}. Allow? [y/N] ", end="", file=sys.stderr, flush=True)
+        if sys.stdin.readline().strip().lower() in ("y", "yes"):
+            return [*allowed, *wanted]
+    flags = " ".join(f"--allow-module {m}" for m in wanted)
+    raise GraphError(f"the graph asks to import the Python module(s) {names} (allow_modules), which runs their "
+                     f"code; not allowed without your consent: pass {flags} if you trust them", spec.allow_where)

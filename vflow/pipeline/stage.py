@@ -129,9 +129,33 @@ def stage_params(cls: type[Stage]) -> dict[str, Param]:
     return params
 
 
-def coerce_param(param: Param, value: Any) -> Any:
-    """Check ``value`` against the param's type; ints are accepted for floats. Raises ValueError."""
+def coerce_param(param: Param, value: Any, text: str | None = None) -> Any:
+    """Check ``value`` against the param's type; ints are accepted for floats. ``text`` is how the value was
+    written where YAML may read it as a bool or number (``off``, ``017``, a whole ``${var}``): a bool, int or
+    float param takes YAML's reading, a string param the text exactly as written. Raises ValueError."""
+    if text is not None:
+        typed = _yaml_scalar(text) if isinstance(value, str) else value
+        alternatives = typing.get_args(param.type) if typing.get_origin(param.type) in (Union, types.UnionType) \
+            else (param.type,)
+        for alt in alternatives:
+            if alt is not str and not isinstance(typed, str):
+                try:
+                    return _coerce(alt, typed, param.name)
+                except ValueError:
+                    pass
+        value = text
     return _coerce(param.type, value, param.name)
+
+
+def _yaml_scalar(text: str) -> Any:
+    """``text`` as YAML reads it when that is a bool or a number (``16``, ``true``), else ``text`` itself."""
+    import yaml
+
+    try:
+        value = yaml.safe_load(text)
+    except (yaml.YAMLError, ValueError):
+        return text
+    return value if isinstance(value, (bool, int, float)) else text
 
 
 def _coerce(tp: Any, value: Any, name: str) -> Any:
