@@ -96,13 +96,30 @@ def _plane(frame: av.VideoFrame, i: int) -> np.ndarray:
     return np.frombuffer(memoryview(p), np.uint8).reshape(p.height, p.line_size)[:, :p.width]
 
 
+def _upsample(c: np.ndarray, h: int, w: int, cosited_x: bool) -> np.ndarray:
+    """Bilinear chroma upsampling in numpy, chroma sited on the first luma column of its group (MPEG-2 'left')
+    or centred (JPEG), centred vertically: an independent check of vflow's kernel."""
+    def axis(n_out: int, n_in: int, cosited: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        k = n_out // n_in if n_out >= n_in else 1
+        i = np.arange(n_out, dtype=np.float64)
+        pos = i / k if (cosited or k == 1) else (i + 0.5) / k - 0.5
+        pos = np.clip(pos, 0, n_in - 1)
+        lo = np.floor(pos).astype(int)
+        return lo, np.minimum(lo + 1, n_in - 1), pos - lo
+    c = c.astype(np.float64)
+    y0, y1, wy = axis(h, c.shape[0], False)
+    rows = c[y0] * (1 - wy)[:, None] + c[y1] * wy[:, None]
+    x0, x1, wx = axis(w, c.shape[1], cosited_x)
+    return rows[:, x0] * (1 - wx) + rows[:, x1] * wx
+
+
 def reference_rgb(frame: av.VideoFrame) -> np.ndarray:
-    """8-bit planar YUV -> RGB in numpy, with the frame's resolved matrix and range (not swscale's code)."""
+    """8-bit planar YUV -> RGB in numpy, with the frame's resolved matrix and range (not vflow's or swscale's code)."""
     color = color_of(frame)
-    y = _plane(frame, 0).astype(np.float32)
+    y = _plane(frame, 0).astype(np.float64)
     h, w = y.shape
-    u, v = (np.repeat(np.repeat(c, h // c.shape[0], 0), w // c.shape[1], 1).astype(np.float32) - 128
-            for c in (_plane(frame, 1), _plane(frame, 2)))
+    cosited = not frame.format.name.startswith("yuvj")
+    u, v = (_upsample(c, h, w, cosited) - 128 for c in (_plane(frame, 1), _plane(frame, 2)))
     if color.range != RANGE_PC:
         y = (y - 16) * 255 / 219
         u, v = u * 255 / 224, v * 255 / 224
@@ -111,7 +128,7 @@ def reference_rgb(frame: av.VideoFrame) -> np.ndarray:
     r = y + 2 * (1 - kr) * v
     b = y + 2 * (1 - kb) * u
     g = y - (2 * kb * (1 - kb) / kg) * u - (2 * kr * (1 - kr) / kg) * v
-    return np.clip(np.rint(np.stack([r, g, b], -1)), 0, 255).astype(np.uint8)
+    return np.clip(np.floor(np.stack([r, g, b], -1) + 0.5), 0, 255).astype(np.uint8)
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:

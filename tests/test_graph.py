@@ -170,7 +170,7 @@ def test_set_unknown_param_is_an_error_at_build(clip: Path) -> None:
     with pytest.raises(vflow.GraphError) as info:
         p.build()
     assert str(info.value) == ("--set dec.bach=5: stage 'dec' (decode): unknown param 'bach'; "
-                               "valid params: path, batch, threads, stream, deinterlace, deinterlace_rate")
+                               "valid params: path, batch, threads, stream, deinterlace, deinterlace_rate, max_damaged")
 
 
 def test_set_without_stage_dot_param_is_an_error() -> None:
@@ -261,7 +261,7 @@ def test_unknown_stage_type_suggests_the_closest(tmp_path: Path) -> None:
 def test_unknown_param_lists_valid_params(tmp_path: Path) -> None:
     path = write(tmp_path, GRAPH.replace("batch: 4", "bach: 4"))
     assert build_error(path) == (f"{path}:7:7: stage 'dec' (decode): unknown param 'bach'; "
-                                 "valid params: path, batch, threads, stream, deinterlace, deinterlace_rate")
+                                 "valid params: path, batch, threads, stream, deinterlace, deinterlace_rate, max_damaged")
 
 
 def test_mistyped_param(tmp_path: Path) -> None:
@@ -451,6 +451,8 @@ import vflow
 
 class Halve(vflow.Stage):
     """Keeps every other frame."""
+
+    frame_count_changes = "keeps every other frame"
 
     def process(self, batch):
         return batch.replace(frames=batch.frames[::2].contiguous(), pts=batch.pts[::2].contiguous(),

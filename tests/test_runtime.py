@@ -43,6 +43,8 @@ class Identity(vflow.Stage):
 class Pick(vflow.Stage):
     """A generator: yields one single-frame batch per frame whose pts is listed (0..n items per batch)."""
 
+    frame_count_changes = "a trim: keeps only the listed pts"
+
     def __init__(self, keep: str = "") -> None:
         self.keep = {int(p) for p in keep.split(",") if p}
         self.yields: list[int] = []
@@ -206,6 +208,23 @@ def test_generator_stage_yields_zero_to_n_items() -> None:
     assert p.stage("pick").yields == [3, 0, 1]
     assert [b.pts.tolist() for b in p.stage("sink").batches] == [[0], [1], [2], [9]]
     assert (report.stages["pick"].frames_in, report.stages["pick"].frames_out) == (12, 4)
+
+
+class Dropper(vflow.Stage):
+    """Loses the last frame of every batch and does not say so."""
+
+    def process(self, batch: vflow.FrameBatch) -> vflow.FrameBatch:
+        return batch.replace(frames=batch.frames[:-1].clone(), pts=batch.pts[:-1].clone(),
+                             scene=batch.scene[:-1].clone())
+
+
+@pytest.mark.timeout(30)
+def test_undeclared_frame_loss_fails_the_run() -> None:
+    vflow.stage("rt-dropper")(Dropper)
+    p = vflow.Pipeline.load(graph({"src": {"type": "synthetic", "params": {"frames": 12, "batch": 4}},
+                                   "drop": "rt-dropper", "sink": "collect"}, "src -> drop -> sink"))
+    with pytest.raises(vflow.StageError, match=r"stage 'drop' .*took 12 frames and emitted 9: 3 frame\(s\) lost"):
+        p.run()
 
 
 @pytest.mark.timeout(30)

@@ -77,14 +77,17 @@ def _run(args: argparse.Namespace) -> int:
         if args.quiet:
             pipeline.run()
         else:
-            with LiveView(stats) as view:
+            with LiveView(stats, pipeline.warnings) as view:
                 pipeline.run(on_tick=view.tick)
     except VflowError as e:
         error = e
     if args.json:
         report = Report(error is None, time.perf_counter() - t0, {s.name: s for s in stats},
-                        None if error is None else str(error))
+                        None if error is None else str(error), list(pipeline.warnings))
         Path(args.json).write_text(json.dumps(report.to_dict(), indent=2))
+    if args.quiet and pipeline.warnings:  # the live view shows them otherwise
+        for warning in pipeline.warnings:
+            print(f"vflow: warning: {warning}", file=sys.stderr)
     if error is not None:
         raise error
     outputs = [p for s in pipeline.spec.stages.values() for k, p in s.params.items() if k == "path" and s.type == "encode"]

@@ -1,23 +1,79 @@
-"""YUV <-> RGB conversion with the stream's own matrix and range (BT.601 vs BT.709, limited vs full)."""
+"""YUV <-> RGB with the stream's own matrix, range and chroma siting (BT.601/709/2020, limited/full).
+
+Planar YUV (the formats of nearly every video file) goes through vflow's exact kernels
+(``vflow.kernels.yuv``): rounding to nearest, chroma interpolated bilinearly at its sited position. Other
+formats (NV12, packed YUV, palettes) go through swscale with accurate rounding and full chroma
+interpolation. ``rgb24`` stays as it is.
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import av
 import numpy as np
 from av.video.reformatter import ColorRange, Colorspace
 
+from ..kernels.yuv import rgb_to_yuv, yuv_to_rgb
 from ..pipeline.frames import RANGE_PC, ColorInfo
 
-# H.273 matrix code point -> swscale colourspace
+# H.273 matrix code point -> (Kr, Kb), and -> swscale's colourspace for the formats the kernels do not take
+_KR_KB = {1: (0.2126, 0.0722), 4: (0.30, 0.11), 5: (0.299, 0.114), 6: (0.299, 0.114), 7: (0.212, 0.087),
+          9: (0.2627, 0.0593), 10: (0.2627, 0.0593)}
 _SWS_MATRIX = {1: Colorspace.ITU709, 4: Colorspace.FCC, 5: Colorspace.ITU601, 6: Colorspace.ITU601,
                7: Colorspace.SMPTE240M, 9: Colorspace.BT2020, 10: Colorspace.BT2020}
 _FULL_RANGE_FORMATS = ("yuvj", "gbr", "rgb", "bgr", "gray")
+# swscale: bilinear, accurate rounding, full chroma interpolation in and out
+_SWS_EXACT = 2 | 0x40000 | 0x2000 | 0x4000
+
+
+@dataclass(frozen=True)
+class Planar:
+    """A planar YUV pixel format: chroma subsampling shifts, bit depth and the usual chroma siting."""
+
+    sx: int
+    sy: int
+    depth: int
+    cosited_x: bool = True    # H.264/MPEG-2/DV "left": chroma on the first luma column of its pair
+    cosited_y: bool = False
+
+    @property
+    def dtype(self) -> type:
+        return np.uint8 if self.depth == 8 else np.uint16
+
+
+def _planar_formats() -> dict[str, Planar]:
+    table: dict[str, Planar] = {}
+    for name, (sx, sy) in {"420": (1, 1), "422": (1, 0), "444": (0, 0), "411": (2, 0), "440": (0, 1)}.items():
+        for depth, suffix in ((8, "p"), (10, "p10le"), (12, "p12le"), (16, "p16le")):
+            table[f"yuv{name}{suffix}"] = Planar(sx, sy, depth)
+        table[f"yuvj{name}p"] = Planar(sx, sy, 8, cosited_x=False)  # JPEG/MJPEG: chroma centred
+    return table
+
+
+PLANAR = _planar_formats()
 
 
 def color_of(frame: av.VideoFrame) -> ColorInfo:
     """The colours a frame was tagged with, with missing matrix/range resolved as players resolve them."""
     tagged = ColorInfo(frame.colorspace, frame.color_range, frame.color_primaries, frame.color_trc)
     return tagged.resolved(frame.height, frame.format.name.startswith(_FULL_RANGE_FORMATS))
+
+
+def _levels(color: ColorInfo, depth: int) -> tuple[float, float, float, float]:
+    """(yoff, yscale, coff, cscale): luma = (code - yoff) * yscale, chroma = (code - coff) * cscale."""
+    k = 1 << (depth - 8)
+    if color.range == RANGE_PC:
+        top = (1 << depth) - 1
+        return 0.0, 1.0 / top, 128.0 * k, 1.0 / top
+    return 16.0 * k, 1.0 / (219.0 * k), 128.0 * k, 1.0 / (224.0 * k)
+
+
+def _plane(frame: av.VideoFrame, i: int, dtype: type) -> np.ndarray:
+    """Plane ``i`` of ``frame`` as a (height, width) view of its buffer (writable)."""
+    p = frame.planes[i]
+    size = np.dtype(dtype).itemsize
+    return np.frombuffer(p, dtype).reshape(p.height, p.line_size // size)[:, : p.width]
 
 
 def _sws(color: ColorInfo) -> tuple[Colorspace, ColorRange]:
@@ -27,22 +83,38 @@ def _sws(color: ColorInfo) -> tuple[Colorspace, ColorRange]:
 
 def to_rgb(frame: av.VideoFrame, color: ColorInfo) -> np.ndarray:
     """A decoded frame as (H, W, 3) uint8 RGB, converted with ``color``'s matrix and range."""
-    if frame.format.name == "rgb24":
+    name = frame.format.name
+    if name == "rgb24":
         return frame.to_ndarray()
-    matrix, rng = _sws(color)
-    # threads=1: swscale's own slice threads (PyAV's default, auto) sync ~10 times a frame and stall
-    # on a busy machine; the decoder's threads and the other stages already use the cores
-    return frame.to_ndarray(format="rgb24", src_colorspace=matrix, src_color_range=rng,
-                            dst_color_range=ColorRange.JPEG, threads=1)
+    fmt = PLANAR.get(name)
+    if fmt is None:
+        matrix, rng = _sws(color)
+        # threads=1: swscale's slice threads sync ~10 times a frame and stall on a busy machine
+        return frame.to_ndarray(format="rgb24", src_colorspace=matrix, src_color_range=rng,
+                                dst_color_range=ColorRange.JPEG, interpolation=_SWS_EXACT, threads=1)
+    out = np.empty((frame.height, frame.width, 3), np.uint8)
+    kr, kb = _KR_KB.get(color.matrix, _KR_KB[6])
+    yuv_to_rgb(_plane(frame, 0, fmt.dtype), _plane(frame, 1, fmt.dtype), _plane(frame, 2, fmt.dtype), out,
+               fmt.sx, fmt.sy, fmt.cosited_x, fmt.cosited_y, kr, kb, *_levels(color, fmt.depth), 255)
+    return out
 
 
 def from_rgb(rgb: np.ndarray, pix_fmt: str, color: ColorInfo) -> av.VideoFrame:
     """An (H, W, 3) uint8 RGB array as a frame of ``pix_fmt``, converted with ``color``'s matrix and range."""
-    frame = av.VideoFrame.from_numpy_buffer(rgb, format="rgb24")  # no copy: sws reads the array itself
-    if pix_fmt == "rgb24":
-        return frame
-    if pix_fmt.startswith(("gbr", "rgb", "bgr")):
-        return frame.reformat(format=pix_fmt)
-    matrix, rng = _sws(color)
-    return frame.reformat(format=pix_fmt, src_colorspace=matrix, dst_colorspace=matrix,
-                          src_color_range=ColorRange.JPEG, dst_color_range=rng)
+    fmt = PLANAR.get(pix_fmt)
+    if fmt is None:
+        frame = av.VideoFrame.from_numpy_buffer(rgb, format="rgb24")  # no copy: sws reads the array itself
+        if pix_fmt == "rgb24":
+            return frame
+        if pix_fmt.startswith(("gbr", "rgb", "bgr")):
+            return frame.reformat(format=pix_fmt)
+        matrix, rng = _sws(color)
+        return frame.reformat(format=pix_fmt, src_colorspace=matrix, dst_colorspace=matrix,
+                              src_color_range=ColorRange.JPEG, dst_color_range=rng, interpolation=_SWS_EXACT)
+    h, w = rgb.shape[:2]
+    frame = av.VideoFrame(w, h, pix_fmt)
+    kr, kb = _KR_KB.get(color.matrix, _KR_KB[6])
+    rgb_to_yuv(np.ascontiguousarray(rgb), _plane(frame, 0, fmt.dtype), _plane(frame, 1, fmt.dtype),
+               _plane(frame, 2, fmt.dtype), fmt.sx, fmt.sy, fmt.cosited_x, fmt.cosited_y, kr, kb, 255,
+               *_levels(color, fmt.depth), (1 << fmt.depth) - 1)
+    return frame

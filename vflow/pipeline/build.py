@@ -11,7 +11,8 @@ from typing import Any, Callable, Sequence
 from . import registry
 from .errors import GraphError, VflowError
 from .graph import EdgeSpec, Endpoint, GraphSpec, StageSpec, from_dict, load_file, load_text, substitute
-from .runner import Node, Report, Runner, StageStats
+from .outputs import discard_partials
+from .runner import Node, Report, Runner, StageStats, safe_teardown
 from .stage import Stage, StageContext, StreamInfo, coerce_param, stage_params
 from .frames import VideoInfo
 
@@ -61,6 +62,7 @@ class Pipeline:
         self._nodes: list[Node] | None = None
         self._infos: dict[tuple[str, str], StreamInfo] = {}
         self._used = False
+        self.warnings: list[str] = []  # plain sentences from the stages (ctx.warn), in the order they came
 
     @classmethod
     def load(cls, graph: str | Path | dict[str, Any], *, allow_modules: Sequence[str] = (),
@@ -101,7 +103,7 @@ class Pipeline:
                 set_up.append(node)
         except BaseException:
             for node in set_up:
-                _safe_teardown(node, ok=False)
+                safe_teardown(node, ok=False)
             raise
         for e in edges:
             nodes[e.src.stage].routes.setdefault(e.src.port, []).append((nodes[e.dst.stage], e.dst.port))
@@ -113,7 +115,8 @@ class Pipeline:
         incoming = [e for e in edges if e.dst.stage == name]
         inputs = {e.dst.port: self._infos[(e.src.stage, e.src.port)] for e in incoming}
         connected = frozenset(e.src.port for e in edges if e.src.stage == name)
-        ctx = StageContext(name=name, inputs=inputs, connected_outputs=connected, cancelled=self.cancel_event)
+        ctx = StageContext(name=name, inputs=inputs, connected_outputs=connected, cancelled=self.cancel_event,
+                           warn=lambda message: self.warnings.append(f"{name}: {message}"))
         try:
             outputs = stage.setup(ctx)
         except VflowError as e:
@@ -160,36 +163,30 @@ class Pipeline:
         assert self._nodes is not None
         t0 = time.perf_counter()
         ok = False
+        runner = Runner(self._nodes, self.cancel_event)
         try:
-            Runner(self._nodes, self.cancel_event).run(on_tick)
+            runner.run(on_tick)
             ok = True
         finally:
-            self._teardown(ok)
-        return Report(True, time.perf_counter() - t0, {n.name: n.stats for n in self._nodes})
+            self._teardown(ok, abandoned=set(runner.abandoned))
+        return Report(True, time.perf_counter() - t0, {n.name: n.stats for n in self._nodes}, None,
+                      list(self.warnings))
 
     def cancel(self) -> None:
         """Stop a running pipeline from another thread; ``run`` then raises Cancelled."""
         self.cancel_event.set()
 
-    def _teardown(self, ok: bool) -> None:
-        errors = [e for n in reversed(self._nodes or []) if (e := _safe_teardown(n, ok)) is not None]
+    def _teardown(self, ok: bool, abandoned: set[str] = frozenset()) -> None:
+        """Tear every stage down, except those whose thread is still inside them (they do it themselves
+        when they return): their partial outputs are removed now."""
+        errors = []
+        for n in reversed(self._nodes or []):
+            if n.name in abandoned:
+                discard_partials(n.stage)
+            elif (e := safe_teardown(n, ok)) is not None:
+                errors.append(e)
         if ok and errors:
             raise errors[0]
-
-
-def _safe_teardown(node: Node, ok: bool) -> VflowError | None:
-    try:
-        node.stage.teardown(ok)
-    except Exception as e:  # noqa: BLE001
-        err = VflowError(f"stage '{node.name}' ({node.stats.type_name}) failed to finish its output: {e}")
-        if ok:
-            # a failing teardown on success means the output is not complete: undo it
-            try:
-                node.stage.teardown(False)
-            except Exception:  # noqa: BLE001
-                pass
-        return err
-    return None
 
 
 def _instantiate(spec: StageSpec, allow_modules: Sequence[str] = ()) -> Stage:

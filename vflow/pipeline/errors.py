@@ -44,4 +44,9 @@ class StageError(VflowError):
 
 
 class Cancelled(VflowError):
-    """The run was stopped from outside (Ctrl-C or ``Pipeline.cancel``)."""
+    """The run was stopped from outside (Ctrl-C, SIGTERM/SIGHUP or ``Pipeline.cancel``); ``signal`` is the
+    interrupt that stopped it, if any (the CLI's exit status is 128 + its number)."""
+
+    def __init__(self, message: str, interrupt: BaseException | None = None):
+        super().__init__(message)
+        self.signal: int = getattr(interrupt, "signum", 2) if interrupt is not None else 2

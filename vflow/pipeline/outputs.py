@@ -30,3 +30,10 @@ class PartialFile:
         else:
             self.partial.unlink(missing_ok=True)
         self._ready = False
+
+
+def discard_partials(owner: object) -> None:
+    """Remove the partial files of every ``PartialFile`` that ``owner`` holds (a stage abandoned while busy)."""
+    for value in vars(owner).values():
+        if isinstance(value, PartialFile):
+            value.partial.unlink(missing_ok=True)

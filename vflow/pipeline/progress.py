@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import time
 
-from rich.console import Console
+from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
+from rich.text import Text
 
 from .runner import StageStats
 
@@ -38,18 +39,24 @@ def _eta(s: StageStats, frames: int, fps: float) -> str:
 
 
 class LiveView:
-    """Refreshed from the runner's main-thread tick; ``close`` prints the summary."""
+    """Refreshed from the runner's main-thread tick; ``close`` prints the summary and the run's warnings."""
 
-    def __init__(self, stats: list[StageStats], console: Console | None = None):
+    def __init__(self, stats: list[StageStats], warnings: list[str] | None = None, console: Console | None = None):
         self.stats = stats
+        self.warnings = warnings if warnings is not None else []
         self.console = console or Console(stderr=True)
         self.t0 = time.perf_counter()
         self.live = Live(self._render(False), console=self.console, refresh_per_second=4, transient=True)
 
-    def _render(self, final: bool, failed: bool = False) -> Table:
+    def _render(self, final: bool, failed: bool = False) -> Group:
         elapsed = time.perf_counter() - self.t0
         state = ("stopped after" if failed else "done in") if final else "running"
-        return _table(self.stats, elapsed, f"vflow {state} {elapsed:.1f} s", final)
+        table = _table(self.stats, elapsed, f"vflow {state} {elapsed:.1f} s", final)
+        shown = self.warnings if final else self.warnings[-3:]
+        lines = [Text(f"warning: {w}", style="yellow") for w in shown]
+        if not final and len(self.warnings) > len(shown):
+            lines.insert(0, Text(f"{len(self.warnings)} warnings (all of them at the end)", style="yellow"))
+        return Group(table, *lines)
 
     def __enter__(self) -> "LiveView":
         self.live.__enter__()

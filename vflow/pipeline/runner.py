@@ -43,16 +43,22 @@ class StageStats:
 
 @dataclass
 class Report:
-    """What a run did: per-stage frame counts, times and peak queue fill."""
+    """What a run did: per-stage frame counts, times and peak queue fill, and its warnings (plain sentences:
+    damaged frames, timestamp repairs, dropped streams)."""
 
     ok: bool
     wall_s: float
     stages: dict[str, StageStats] = field(default_factory=dict)
     error: str | None = None
+    warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {"ok": self.ok, "wall_s": round(self.wall_s, 4), "error": self.error,
-                "stages": {n: asdict(s) for n, s in self.stages.items()}}
+                "warnings": list(self.warnings), "stages": {n: asdict(s) for n, s in self.stages.items()}}
+
+
+class FrameCountError(VflowError):
+    """A stage emitted a different number of frames than it took, without declaring why."""
 
 
 @dataclass
@@ -65,6 +71,27 @@ class Node:
     n_inputs: int
     inbox: "queue.Queue[tuple[str, Any]] | None"
     routes: dict[str, list[tuple["Node", str]]]
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    finished: bool = False     # its thread has left the stage's code for good
+    abandoned: bool = False    # the run stopped while its thread was still inside the stage: it tears down itself
+
+    def abandon(self) -> bool:
+        """Hand teardown to the stage's own thread if it is still running; True if it was."""
+        with self.lock:
+            self.abandoned = not self.finished
+            return self.abandoned
+
+
+def _check_frame_count(node: Node) -> None:
+    """The frame-accounting invariant of a stage with one video input and video out (the stage contract)."""
+    stage, stats = node.stage, node.stats
+    if stage.frame_count_changes or list(stage.inputs.values()).count(FrameBatch) != 1 \
+            or FrameBatch not in stage.outputs.values() or stats.frames_in == stats.frames_out:
+        return
+    what = "lost" if stats.frames_out < stats.frames_in else "added"
+    raise FrameCountError(f"took {stats.frames_in} frames and emitted {stats.frames_out}: "
+                          f"{abs(stats.frames_in - stats.frames_out)} frame(s) {what}, and the stage does not "
+                          f"declare that it changes the frame count (Stage.frame_count_changes)")
 
 
 class Runner:
@@ -75,6 +102,7 @@ class Runner:
         self.cancel = cancel
         self._error: StageError | None = None
         self._lock = threading.Lock()
+        self.abandoned: list[str] = []
 
     # -- stage threads -------------------------------------------------------------------------
     def _get(self, node: Node) -> tuple[str, Any]:
@@ -169,6 +197,7 @@ class Runner:
                         self._emit(node, result)
                 for result in iter_results(stage.finish()):
                     self._emit(node, result)
+                _check_frame_count(node)
             self._broadcast(node, EOS)
             stats.state = "done"
         except _Stop:
@@ -181,6 +210,11 @@ class Runner:
         finally:
             stats.wall_s = time.perf_counter() - t_start
             stats.busy_s = max(0.0, stats.wall_s - stats.wait_s)
+            with node.lock:
+                node.finished = True
+                late = node.abandoned
+            if late:  # the run has already returned: nobody else may touch this stage now
+                safe_teardown(node, ok=False)
 
     @staticmethod
     def _note_pts(stats: StageStats, item: Any) -> None:
@@ -193,36 +227,54 @@ class Runner:
 
     # -- main thread ---------------------------------------------------------------------------
     def run(self, on_tick: Callable[[], None] | None = None, tick_s: float = 0.1) -> None:
-        """Start every stage thread and wait; raises StageError, or Cancelled on Ctrl-C."""
-        threads = [threading.Thread(target=self._main, args=(n,), name=f"vflow:{n.name}", daemon=False)
-                   for n in self.nodes]
-        interrupted = False
-        for t in threads:
+        """Start every stage thread and wait; raises StageError, or Cancelled on Ctrl-C, a stop signal or
+        ``cancel``. Every stop keeps the deadline: a stage still busy inside its code after ``JOIN_S``
+        is abandoned (it tears itself down when it returns) instead of holding the run."""
+        threads = {n.name: threading.Thread(target=self._main, args=(n,), name=f"vflow:{n.name}", daemon=False)
+                   for n in self.nodes}
+        interrupt: BaseException | None = None
+        for t in threads.values():
             t.start()
         try:
-            while any(t.is_alive() for t in threads):
-                for t in threads:
+            while not self.cancel.is_set() and any(t.is_alive() for t in threads.values()):
+                for t in threads.values():
                     t.join(timeout=tick_s / len(threads))
                 if on_tick is not None:
                     on_tick()
-        except KeyboardInterrupt:
-            interrupted = True
-            self.cancel.set()
+        except KeyboardInterrupt as e:  # Ctrl-C, or a stop signal the CLI turned into one
+            interrupt = e
         finally:
-            self._join_all(threads)
+            self.cancel.set()  # whatever happened in this loop, no stage runs on headless
+            self.abandoned = self._join_all(threads)
         if on_tick is not None:
             on_tick()
         if self._error is not None:
             raise self._error
-        if interrupted:
-            raise Cancelled("interrupted (Ctrl-C): every stage stopped and partial output was removed")
-        if self.cancel.is_set():
+        if interrupt is not None:
+            what = getattr(interrupt, "what", "Ctrl-C")
+            raise Cancelled(f"interrupted ({what}): every stage stopped and partial output was removed",
+                            interrupt)
+        if any(n.stats.state not in ("done",) for n in self.nodes):
             raise Cancelled("the run was cancelled: every stage stopped and partial output was removed")
 
-    def _join_all(self, threads: list[threading.Thread]) -> None:
+    def _join_all(self, threads: dict[str, threading.Thread]) -> list[str]:
+        """Join every thread within ``JOIN_S`` in all; returns the stages abandoned inside their code."""
         deadline = time.monotonic() + JOIN_S
-        for t in threads:
+        for t in threads.values():
             t.join(timeout=max(0.0, deadline - time.monotonic()))
-        stuck = [t.name for t in threads if t.is_alive()]
-        if stuck:
-            raise VflowError(f"threads did not stop within {JOIN_S:.0f} s: {', '.join(stuck)}")
+        return [n.name for n in self.nodes if threads[n.name].is_alive() and n.abandon()]
+
+
+def safe_teardown(node: Node, ok: bool) -> VflowError | None:
+    """``teardown`` that reports instead of raising; a failed teardown on success is undone (``ok=False``)."""
+    try:
+        node.stage.teardown(ok)
+    except Exception as e:  # noqa: BLE001
+        err = VflowError(f"stage '{node.name}' ({node.stats.type_name}) failed to finish its output: {e}")
+        if ok:
+            try:
+                node.stage.teardown(False)
+            except Exception:  # noqa: BLE001
+                pass
+        return err
+    return None

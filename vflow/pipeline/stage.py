@@ -33,6 +33,11 @@ Items are ``FrameBatch`` (video ports) or ``AudioChunk`` (audio ports); a stage 
 end-of-stream marker. Batches may be shared between branches: never modify ``frames`` in place.
 Ports are declared as class attributes ``inputs`` / ``outputs`` mapping port name to item type;
 ``optional_inputs`` names inputs that may stay unconnected.
+
+Frame accounting is an invariant: a stage with video in and out emits exactly one frame per frame it
+takes, checked at end of stream (the run fails otherwise). A stage that drops, doubles or interpolates
+frames on purpose (a trim, field-rate deinterlace, interpolation) says why in ``frame_count_changes``.
+``ctx.warn(sentence)`` adds a plain sentence to the run's ``warnings`` (damaged frames, repairs).
 """
 
 from __future__ import annotations
@@ -42,7 +47,7 @@ import threading
 import types
 import typing
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Iterable, Iterator, Literal, Union
+from typing import Any, Callable, ClassVar, Iterable, Iterator, Literal, Union
 
 from .frames import AudioChunk, AudioInfo, FrameBatch, VideoInfo
 
@@ -58,6 +63,7 @@ class StageContext:
     connected_outputs: frozenset[str]
     device: str = "auto"
     cancelled: threading.Event = field(default_factory=threading.Event)
+    warn: Callable[[str], None] = field(default=lambda message: None)
 
 
 class Stage:
@@ -67,6 +73,7 @@ class Stage:
     outputs: ClassVar[dict[str, type]] = {"video": FrameBatch}
     optional_inputs: ClassVar[frozenset[str]] = frozenset()
     registry_name: ClassVar[str] = ""
+    frame_count_changes: ClassVar[str] = ""   # why frames out may differ from frames in ("" = they may not)
 
     def setup(self, ctx: StageContext) -> dict[str, StreamInfo] | None:
         return None

@@ -13,8 +13,10 @@ import torch
 from ..media.color import color_of, to_rgb
 from ..media.deinterlace import DETECT_FRAMES, Deinterlacer, Detection, detect
 from ..media.probe import MediaError, expected_frames, frame_rate, open_input
+from ..media.timestamps import SHOWN, Monotonic, limit_of
 from ..pipeline.frames import AudioChunk, AudioInfo, FrameBatch, VideoInfo
 from ..pipeline.registry import stage
+from ..pipeline.runner import FrameCountError
 from ..pipeline.stage import Stage, StageContext, StreamInfo
 
 AUDIO_PACKETS_PER_CHUNK = 32
@@ -42,29 +44,49 @@ class Decode(Stage):
 
     def __init__(self, path: str, batch: int = 8, threads: int = 0, stream: int = 0,
                  deinterlace: Literal["auto", "off", "on"] = "auto",
-                 deinterlace_rate: Literal["frame", "field"] = "frame"):
+                 deinterlace_rate: Literal["frame", "field"] = "frame", max_damaged: float = 0.02):
         if batch < 1:
             raise ValueError("batch must be at least 1")
+        if max_damaged < 0:
+            raise ValueError("max_damaged must be >= 0 (a fraction of the frames below 1, else a count)")
         self.path, self.batch, self.threads, self.stream_index = path, batch, threads, stream
-        self.deinterlace, self.deinterlace_rate = deinterlace, deinterlace_rate
+        self.deinterlace, self.deinterlace_rate, self.max_damaged = deinterlace, deinterlace_rate, max_damaged
         self.detection: Detection | None = None
         self._container: av.container.InputContainer | None = None
+        self.decoded = 0    # frames the decoder gave
+        self.damaged = 0    # packets it could not decode (skipped)
+
+    def files_read(self) -> list[str]:
+        return [self.path]
 
     def setup(self, ctx: StageContext) -> dict[str, StreamInfo]:
         container = self._container = open_input(self.path)
-        if not container.streams.video:
+        self._warn = ctx.warn
+        videos = container.streams.video
+        if not videos:
             kinds = ", ".join(sorted({s.type for s in container.streams})) or "no streams"
             raise MediaError(f"input file '{self.path}' has no video stream (it holds {kinds}: audio-only?)")
-        if self.stream_index >= len(container.streams.video):
-            raise MediaError(f"input file '{self.path}' has {len(container.streams.video)} video stream(s); "
+        if self.stream_index >= len(videos):
+            raise MediaError(f"input file '{self.path}' has {len(videos)} video stream(s); "
                              f"stream {self.stream_index} does not exist")
-        video = container.streams.video[self.stream_index]
+        if len(videos) > 1:
+            others = ", ".join(f"{i} ({s.codec_context.name} {s.width}x{s.height})"
+                               for i, s in enumerate(videos) if i != self.stream_index)
+            ctx.warn(f"'{self.path}' has {len(videos)} video streams; only stream {self.stream_index} is "
+                     f"restored, video stream(s) {others} are dropped (decode.stream chooses)")
+        video = self._video = videos[self.stream_index]
         video.thread_type = "AUTO"
         video.thread_count = self.threads
         self._audio = list(container.streams.audio) if "audio" in ctx.connected_outputs else []
         self._audio_index = {s.index: i for i, s in enumerate(self._audio)}
-        self._packets = container.demux(video, *self._audio)
+        self._audio_pts = {s.index: Monotonic(f"audio stream {i}", Fraction(s.time_base or Fraction(1, 90000)))
+                           for i, s in enumerate(self._audio)}
         self._audio_pending: list[Any] = []
+        self._tb = Fraction(video.time_base) if video.time_base else Fraction(1, 90000)
+        self._damage_notes: list[str] = []
+        # the one iterator over decoded frames for the whole run: the first frames (colours, size, interlace
+        # detection) are taken from it and emitted first; a second iterator would lose what the first held
+        self._source = self._decoded()
         self._pending = self._first_frames(1 if self.deinterlace == "off" else DETECT_FRAMES)
         first = self._pending[0]
         self._color = color_of(first)
@@ -72,9 +94,10 @@ class Decode(Stage):
         w, h = (first.height, first.width) if self._rotation in (90, 270) else (first.width, first.height)
 
         rate = frame_rate(video)
-        self._tb = Fraction(video.time_base) if video.time_base else Fraction(1, 90000)
-        frames = expected_frames(video, rate)
-        field_order = "interlaced" if first.interlaced_frame else "progressive"
+        self.expected = expected_frames(video, rate)
+        self._exact_count = bool(video.frames)
+        frames = self.expected
+        field_order = _field_order(video, first)
         self._deint: Deinterlacer | None = None
         if self.deinterlace != "off":
             self.detection = detect(video, self._pending)
@@ -85,6 +108,7 @@ class Decode(Stage):
                     self._tb, rate, frames = self._deint.time_base, rate and rate * 2, frames and frames * 2
         self._step = round(1 / (rate * self._tb)) if rate else 1
         self._next_pts: int | None = None
+        self._video_pts = Monotonic("video", self._tb, self._step)
         info = VideoInfo(
             width=w, height=h, time_base=self._tb, frame_rate=rate, color=self._color, frames=frames,
             sample_aspect=Fraction(video.sample_aspect_ratio) if video.sample_aspect_ratio else None,
@@ -92,29 +116,81 @@ class Decode(Stage):
         )
         return {"video": info, "audio": AudioInfo(streams=tuple(self._audio))}
 
+    @property
+    def _field_rate(self) -> bool:
+        return getattr(self, "_deint", None) is not None and self.deinterlace_rate == "field"
+
     def _first_frames(self, n: int) -> list[av.VideoFrame]:
-        """Decode up to ``n`` frames (colours, size, interlace detection); they are emitted later."""
-        try:
-            frames = list(itertools.islice(self._decoded(), n))
-        except av.FFmpegError as e:
-            raise MediaError(f"input file '{self.path}': cannot decode video ({e})") from None
+        """Up to ``n`` frames from the run's decoded-frame iterator; they are emitted first, later."""
+        frames = list(itertools.islice(self._source, n))
         if not frames:
             raise MediaError(f"input file '{self.path}' has a video stream but no frame could be decoded "
-                             f"(zero-frame or truncated video)")
+                             f"(zero-frame, truncated or damaged video)")
         return frames
 
+    def _packets(self) -> Iterator[av.Packet]:
+        """Demuxed packets; a demuxer error is counted as damage and reading goes on where it can."""
+        assert self._container is not None
+        errors = 0
+        while True:
+            try:
+                for packet in self._container.demux(self._video, *self._audio):
+                    errors = 0
+                    yield packet
+                return
+            except av.FFmpegError as e:
+                errors += 1
+                self._damage(None, e)
+                if errors >= 8:  # the demuxer cannot resync: the rest of the file is unreadable
+                    self._warn(f"'{self.path}': stopped reading after {errors} demuxer errors in a row ({e})")
+                    return
+
     def _decoded(self) -> Iterator[av.VideoFrame]:
-        """Decoded video frames in presentation order; audio packets are set aside in ``_audio_pending``."""
-        for packet in self._packets:
+        """Decoded video frames in presentation order; audio packets are set aside in ``_audio_pending``.
+        A packet the decoder rejects is skipped and counted (``max_damaged``)."""
+        for packet in self._packets():
             if packet.stream.type == "video":
-                yield from packet.decode()
+                try:
+                    frames = packet.decode()
+                except av.FFmpegError as e:
+                    self._damage(packet, e)
+                    continue
+                self.decoded += len(frames)
+                yield from frames
             elif packet.size:
+                if packet.dts is not None:
+                    self._repair_audio(packet)
                 self._audio_pending.append(packet)
+
+    def _repair_audio(self, packet: av.Packet) -> None:
+        fix = self._audio_pts[packet.stream.index]
+        fix.step = max(fix.step, packet.duration or 1)
+        dts = fix(packet.dts)
+        if dts != packet.dts:
+            shift = dts - packet.dts
+            packet.dts = dts
+            if packet.pts is not None:
+                packet.pts += shift
+
+    def _damage(self, packet: av.Packet | None, error: av.FFmpegError) -> None:
+        self.damaged += 1
+        at = f"at {float(packet.pts * packet.time_base):.3f} s" if packet is not None and packet.pts is not None \
+            and packet.time_base else f"after frame {self.decoded}"
+        if len(self._damage_notes) < SHOWN:
+            self._damage_notes.append(f"'{self.path}': damaged video {at} could not be decoded "
+                                      f"({getattr(error, 'strerror', None) or error}); skipped")
+        total = max(self.expected or 0, self.decoded + self.damaged)
+        if self.max_damaged >= 1 and self.damaged > limit_of(self.max_damaged, total):
+            self._too_damaged(f"{self.damaged} damaged packets, the last {at}")
+
+    def _too_damaged(self, what: str) -> None:
+        raise MediaError(f"input file '{self.path}': {what}, more than decode.max_damaged={self.max_damaged:g} "
+                         f"allows (raise it to keep what can be read)")
 
     def _pictures(self) -> Iterator[av.VideoFrame]:
         """The frames to emit: the decoded ones, deinterlaced when asked or detected."""
         pending, self._pending = self._pending, []
-        decoded = itertools.chain(pending, self._decoded())
+        decoded = itertools.chain(pending, self._source)
         if self._deint is None:
             yield from decoded
             return
@@ -122,11 +198,37 @@ class Decode(Stage):
             yield from self._deint.push(frame)
         yield from self._deint.push(None)
 
+    def _account(self, emitted: int) -> None:
+        """End of stream: warn about damage and truncation, enforce ``max_damaged`` and the frame invariant."""
+        notes = self._damage_notes + self._video_pts.summary() + [n for f in self._audio_pts.values()
+                                                                  for n in f.summary()]
+        if self.damaged > len(self._damage_notes):
+            notes.append(f"'{self.path}': {self.damaged} damaged video packet(s) in all were skipped")
+        missing = 0
+        if self.expected:
+            found = self.decoded + self.damaged
+            # a count from the header is exact; one from duration x average rate is only an estimate (VFR)
+            tolerance = 0 if self._exact_count else max(1, self.expected // 50)
+            if found < self.expected - tolerance:
+                missing = self.expected - found if self._exact_count else 0
+                how = "promises" if self._exact_count else "suggests (duration x frame rate)"
+                notes.append(f"'{self.path}' is truncated or damaged: its header {how} {self.expected} frames, "
+                             f"{found} were found, the last at {float(self._next_pts or 0) * float(self._tb):.3f} s")
+        for note in notes:
+            self._warn(note)
+        lost, total = self.damaged + missing, max(self.expected or 0, self.decoded + self.damaged)
+        if lost > limit_of(self.max_damaged, total):
+            self._too_damaged(f"{lost} of {total} frames are damaged or missing")
+        want = self.decoded * (2 if self._field_rate else 1)
+        if emitted != want:
+            raise FrameCountError(f"decoded {self.decoded} frames but emitted {emitted} (expected {want})")
+
     def generate(self) -> Iterator[Any]:
         buf: torch.Tensor | None = None
         pts: list[int] = []
-        seq = 0
+        seq = emitted = 0
         for frame in self._pictures():
+            emitted += 1
             rgb = self._rgb(frame)
             if buf is None:  # each frame is converted straight into its batch: one copy, no np.stack pass
                 # numpy's allocator reuses freed batches; torch.empty maps fresh pages (faults, zeroing)
@@ -142,6 +244,7 @@ class Decode(Stage):
         if buf is not None:
             yield "video", self._batch(buf[: len(pts)], pts, seq)
         yield from self._audio_chunks()
+        self._account(emitted)
 
     def _rgb(self, frame: av.VideoFrame) -> np.ndarray:
         rgb = to_rgb(frame, self._color)
@@ -157,6 +260,7 @@ class Decode(Stage):
         else:
             pts = 0 if self._next_pts is None else self._next_pts
         duration = frame.duration and frame.time_base and round(frame.duration * Fraction(frame.time_base) / self._tb)
+        pts = self._video_pts(pts)
         self._next_pts = pts + (duration or self._step)
         return pts
 
@@ -177,3 +281,17 @@ class Decode(Stage):
         if self._container is not None:
             self._container.close()
             self._container = None
+
+
+_FIELD_ORDERS = {1: "progressive", 2: "tff", 3: "bff", 4: "tb", 5: "bt"}  # AVFieldOrder
+
+
+def _field_order(stream: Any, frame: av.VideoFrame) -> str:
+    """The source's field order as its tags say (``tff``, ``bff``, ``tb``, ``bt``) or ``progressive``.
+    An interlaced frame with no order tag is bottom field first for DV, top field first otherwise."""
+    if not frame.interlaced_frame:
+        return "progressive"
+    tagged = _FIELD_ORDERS.get(int(stream.codec_context.field_order or 0))
+    if tagged and tagged != "progressive":
+        return tagged
+    return "bff" if stream.codec_context.name == "dvvideo" else "tff"
