@@ -17,8 +17,10 @@ from rich.table import Table
 
 from .pipeline import Cancelled, Pipeline, Report, StageError, VflowError, available
 from .pipeline.graph import confirm_allow_modules
+from .pipeline.outputs import check_not_inputs, check_writable
 from .pipeline.progress import LiveView
 from .pipeline.stage import stage_params
+from .stopping import Interrupted, stop_signals
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -70,6 +72,9 @@ def _load(args: argparse.Namespace) -> Pipeline:
 
 def _run(args: argparse.Namespace) -> int:
     pipeline = _load(args).build()
+    if args.json:  # the report must not be lost after a night's run: check where it goes now
+        check_writable(Path(args.json).resolve().parent)
+        check_not_inputs([args.json], pipeline.files_read(), "--json report")
     stats = pipeline.stats
     error: VflowError | None = None
     t0 = time.perf_counter()
@@ -158,6 +163,18 @@ def _models(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The ``vflow`` command. Ctrl-C, SIGTERM and SIGHUP stop the run within seconds, remove partial output and
+    exit 128 + the signal's number (130, 143, 129)."""
+    with stop_signals():
+        try:
+            return _main(argv)
+        except KeyboardInterrupt as e:  # before or after the run itself: nothing is half written
+            what = e.what if isinstance(e, Interrupted) else "Ctrl-C"
+            print(f"vflow: interrupted ({what})", file=sys.stderr)
+            return _interrupted(own_process=argv is None, signum=getattr(e, "signum", 2))
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = _parser().parse_args(argv)
     command = {"run": _run, "check": _check, "stages": _stages, "models": _models,
                "eval": _eval, "bench": _bench}[args.command]
@@ -165,23 +182,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return command(args)
     except Cancelled as e:
         print(f"vflow: {e}", file=sys.stderr)
-        return _interrupted(own_process=argv is None)
+        return _interrupted(own_process=argv is None, signum=e.signal)
     except VflowError as e:
         if getattr(args, "debug", False):
             traceback.print_exc()
         print(f"vflow: error: {e}", file=sys.stderr)
         return 1 if isinstance(e, StageError) else 2
-    except KeyboardInterrupt:
-        print("vflow: interrupted (Ctrl-C)", file=sys.stderr)
-        return _interrupted(own_process=argv is None)
 
 
-def _interrupted(own_process: bool) -> int:
-    """Exit code 130. As the program itself (argv from the command line), leave at once: the stages have
-    stopped and removed their partial output, and the interpreter's own teardown (torch's alone takes about
-    a second, an interrupted encoder's threads more) would keep a Ctrl-C waiting."""
+def _interrupted(own_process: bool, signum: int) -> int:
+    """Exit code 128 + signum. As the program itself (argv from the command line), leave at once: the stages
+    have stopped (or were abandoned inside a long call) and their partial output is removed, and the
+    interpreter's own teardown (torch's alone takes about a second, a busy stage thread any time) would keep
+    a Ctrl-C waiting."""
     if own_process:
         sys.stdout.flush()
         sys.stderr.flush()
-        os._exit(130)
-    return 130
+        os._exit(128 + signum)
+    return 128 + signum

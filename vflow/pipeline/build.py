@@ -11,7 +11,7 @@ from typing import Any, Callable, Sequence
 from . import registry
 from .errors import GraphError, VflowError
 from .graph import EdgeSpec, Endpoint, GraphSpec, StageSpec, from_dict, load_file, load_text, substitute
-from .outputs import discard_partials
+from .outputs import check_not_inputs, discard_partials
 from .runner import Node, Report, Runner, StageStats, safe_teardown
 from .stage import Stage, StageContext, StreamInfo, coerce_param, stage_params
 from .frames import VideoInfo
@@ -94,6 +94,13 @@ class Pipeline:
         stages = {name: _instantiate(s, self.allow_modules) for name, s in self.spec.stages.items()}
         edges = [_resolve_edge(e, self.spec, stages) for e in self.spec.edges]
         order = _check_topology(self.spec, stages, edges)
+        read = [f for st in stages.values() for f in st.files_read()]
+        for name, st in stages.items():
+            try:
+                check_not_inputs(st.files_written(), read)
+            except VflowError as e:
+                spec = self.spec.stages[name]
+                raise GraphError(str(e), spec.where, name, spec.type) from None
         nodes: dict[str, Node] = {}
         set_up: list[Node] = []
         try:
@@ -149,6 +156,11 @@ class Pipeline:
             if node.name == name:
                 return node.stage
         raise KeyError(f"no stage '{name}'; stages: {', '.join(self.spec.stages)}")
+
+    def files_read(self) -> list[str]:
+        """Every file the stages read (sources, reference images)."""
+        self.build()
+        return [f for n in self._nodes or [] for f in n.stage.files_read()]
 
     @property
     def stats(self) -> list[StageStats]:

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
+from typing import Iterable
+
+from .errors import VflowError
 
 
 class PartialFile:
@@ -37,3 +41,40 @@ def discard_partials(owner: object) -> None:
     for value in vars(owner).values():
         if isinstance(value, PartialFile):
             value.partial.unlink(missing_ok=True)
+
+
+def same_file(a: str | Path, b: str | Path) -> bool:
+    """Whether two paths name one file: ``dir/../x``, symlinks and hard links included."""
+    pa, pb = Path(a), Path(b)
+    try:
+        if pa.exists() and pb.exists():
+            return os.path.samefile(pa, pb)
+    except OSError:
+        pass
+    return pa.resolve() == pb.resolve()
+
+
+def check_not_inputs(written: Iterable[str | Path], read: Iterable[str | Path], what: str = "output") -> None:
+    """Refuse to write over a file the run reads."""
+    read = list(read)
+    for out in written:
+        for src in read:
+            if same_file(out, src):
+                raise VflowError(f"{what} '{out}' is the input file '{src}': vflow never writes over its source; "
+                                 f"choose another output name")
+
+
+def check_writable(directory: Path) -> None:
+    """The directory (or, if missing, its nearest existing parent) must accept a new file."""
+    probe = directory
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if not probe.is_dir():
+        raise VflowError(f"output directory '{directory}': '{probe}' is not a directory")
+    try:
+        with tempfile.TemporaryFile(dir=probe):
+            pass
+    except OSError as e:
+        raise VflowError(f"output directory '{directory}' is not writable ({e.strerror or e})") from None

@@ -1,10 +1,12 @@
-"""The runtime: one thread per stage, a bounded inbox per stage, in-band EOS and failure, cancel and joins."""
+"""The runtime: one thread per stage, a bounded inbox per stage (per input port for a stage that pairs its
+inputs), in-band EOS and failure, cancel and joins."""
 
 from __future__ import annotations
 
 import queue
 import threading
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
@@ -74,6 +76,11 @@ class Node:
     lock: threading.Lock = field(default_factory=threading.Lock)
     finished: bool = False     # its thread has left the stage's code for good
     abandoned: bool = False    # the run stopped while its thread was still inside the stage: it tears down itself
+    port_inboxes: "dict[str, queue.Queue[tuple[str, Any]]]" = field(default_factory=dict)  # paired_inputs only
+
+    def __post_init__(self) -> None:
+        if self.stage.paired_inputs and self.inbox is not None:  # a bounded inbox per port: backpressure per input
+            self.port_inboxes = {p: queue.Queue(maxsize=self.inbox.maxsize) for p in self.stage.inputs}
 
     def abandon(self) -> bool:
         """Hand teardown to the stage's own thread if it is still running; True if it was."""
@@ -103,11 +110,18 @@ class Runner:
         self._error: StageError | None = None
         self._lock = threading.Lock()
         self.abandoned: list[str] = []
+        self._live = 0      # stage threads not yet ended
+        self._waiting = 0   # of those, how many are inside a blocking get or put
+
+    def _count_wait(self, delta: int) -> None:
+        with self._lock:
+            self._waiting += delta
 
     # -- stage threads -------------------------------------------------------------------------
     def _get(self, node: Node) -> tuple[str, Any]:
         assert node.inbox is not None
         t0 = time.perf_counter()
+        self._count_wait(1)
         try:
             while True:
                 if self.cancel.is_set():
@@ -119,27 +133,58 @@ class Runner:
                 node.stats.queue_fill = node.inbox.qsize()
                 return got
         finally:
+            self._count_wait(-1)
+            node.stats.wait_s += time.perf_counter() - t0
+
+    def _get_paired(self, node: Node, open_ports: Counter[str], taken: dict[str, int]) -> tuple[str, Any]:
+        """The next item of a ``paired_inputs`` stage: from the open port that has delivered the fewest frames,
+        so the faster producer waits on its own full inbox. Should every stage thread be waiting as well (one
+        source feeding both ports, through a stage that holds more frames than the queues do), an item from
+        any port is taken instead: the run never deadlocks, it buffers."""
+        t0 = time.perf_counter()
+        self._count_wait(1)
+        stuck = 0
+        try:
+            while True:
+                if self.cancel.is_set():
+                    raise _Stop
+                port = min((p for p, n in open_ports.items() if n > 0), key=taken.__getitem__)
+                try:
+                    got = node.port_inboxes[port].get(timeout=POLL_S)
+                except queue.Empty:
+                    stuck = stuck + 1 if self._waiting >= self._live else 0
+                    full = [b for p, b in node.port_inboxes.items() if open_ports[p] > 0 and b.qsize()]
+                    if stuck < 3 or not full:
+                        continue
+                    got = full[0].get_nowait()
+                node.stats.queue_fill = sum(b.qsize() for b in node.port_inboxes.values())
+                return got
+        finally:
+            self._count_wait(-1)
             node.stats.wait_s += time.perf_counter() - t0
 
     def _put(self, src: Node, dst: Node, msg: tuple[str, Any], sentinel: bool = False) -> None:
         """Put into ``dst``'s bounded inbox, blocking (backpressure) until there is room or the run stops."""
-        assert dst.inbox is not None
+        box = dst.port_inboxes.get(msg[0], dst.inbox)
+        assert box is not None
         t0 = time.perf_counter()
+        self._count_wait(1)
         try:
             while True:
                 if self.cancel.is_set() and not sentinel:
                     raise _Stop
                 try:
-                    dst.inbox.put(msg, timeout=POLL_S)
+                    box.put(msg, timeout=POLL_S)
                 except queue.Full:
                     if sentinel and self.cancel.is_set():
                         return  # best effort: downstream sees the cancel flag anyway
                     continue
-                fill = dst.inbox.qsize()
+                fill = box.qsize()
                 dst.stats.queue_fill = fill
                 dst.stats.peak_queue = max(dst.stats.peak_queue, fill)
                 return
         finally:
+            self._count_wait(-1)
             src.stats.wait_s += time.perf_counter() - t0
 
     def _emit(self, node: Node, result: Any) -> None:
@@ -182,14 +227,18 @@ class Runner:
                     self._emit(node, result)
             else:
                 open_inputs = node.n_inputs
+                open_ports = Counter(p for n in self.nodes for edges in n.routes.values() for d, p in edges if d is node)
+                taken = dict.fromkeys(open_ports, 0)
                 while open_inputs:
-                    port, item = self._get(node)
+                    port, item = self._get_paired(node, open_ports, taken) if node.port_inboxes else self._get(node)
                     if item is EOS:
                         open_inputs -= 1
+                        open_ports[port] -= 1
                         continue
                     if isinstance(item, StageFailure):
                         raise _Stop
                     stats.items_in += 1
+                    taken[port] += len(item) if isinstance(item, FrameBatch) else 1
                     if isinstance(item, FrameBatch):
                         stats.frames_in += len(item)
                     self._note_pts(stats, item)
@@ -208,6 +257,8 @@ class Runner:
             self._fail(node, exc)
             self._broadcast(node, StageFailure(node.name))
         finally:
+            with self._lock:
+                self._live -= 1
             stats.wall_s = time.perf_counter() - t_start
             stats.busy_s = max(0.0, stats.wall_s - stats.wait_s)
             with node.lock:
@@ -233,6 +284,7 @@ class Runner:
         threads = {n.name: threading.Thread(target=self._main, args=(n,), name=f"vflow:{n.name}", daemon=False)
                    for n in self.nodes}
         interrupt: BaseException | None = None
+        self._live = len(threads)
         for t in threads.values():
             t.start()
         try:
@@ -250,12 +302,13 @@ class Runner:
             on_tick()
         if self._error is not None:
             raise self._error
+        stopped = "every stage stopped" if not self.abandoned else \
+            f"stage(s) {', '.join(self.abandoned)} were inside a long call and are left to return, the others stopped"
         if interrupt is not None:
             what = getattr(interrupt, "what", "Ctrl-C")
-            raise Cancelled(f"interrupted ({what}): every stage stopped and partial output was removed",
-                            interrupt)
-        if any(n.stats.state not in ("done",) for n in self.nodes):
-            raise Cancelled("the run was cancelled: every stage stopped and partial output was removed")
+            raise Cancelled(f"interrupted ({what}): {stopped}; partial output was removed", interrupt)
+        if any(n.stats.state != "done" for n in self.nodes):
+            raise Cancelled(f"the run was cancelled: {stopped}; partial output was removed")
 
     def _join_all(self, threads: dict[str, threading.Thread]) -> list[str]:
         """Join every thread within ``JOIN_S`` in all; returns the stages abandoned inside their code."""

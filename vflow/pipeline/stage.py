@@ -38,6 +38,8 @@ Frame accounting is an invariant: a stage with video in and out emits exactly on
 takes, checked at end of stream (the run fails otherwise). A stage that drops, doubles or interpolates
 frames on purpose (a trim, field-rate deinterlace, interpolation) says why in ``frame_count_changes``.
 ``ctx.warn(sentence)`` adds a plain sentence to the run's ``warnings`` (damaged frames, repairs).
+``files_read()`` / ``files_written()`` name the files a stage opens: the build refuses a graph that would
+write over one of its own inputs, however the path is spelled.
 """
 
 from __future__ import annotations
@@ -92,6 +94,12 @@ class Stage:
 
     def teardown(self, ok: bool) -> None:
         return None
+
+    def files_read(self) -> list[str]:
+        return []
+
+    def files_written(self) -> list[str]:
+        return []
 
 
 @dataclass(frozen=True)

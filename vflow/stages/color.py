@@ -56,6 +56,9 @@ class Color(Stage):
         self.beta = 2.0 / (window + 1.0)
         self.reference, self.transfer = reference, transfer
 
+    def files_read(self) -> list[str]:
+        return [self.reference] if self.reference else []
+
     def setup(self, ctx: StageContext) -> None:
         self._scene: int | None = None
         self._state: np.ndarray | None = None  # (3, 3): black point, white point, mean per channel

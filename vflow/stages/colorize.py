@@ -39,6 +39,9 @@ class Colorize(Stage):
             raise ValueError(f"temporal must be in [0, 1), got {temporal}")
         self.reference, self.strength, self.temporal = reference, strength, temporal
 
+    def files_read(self) -> list[str]:
+        return [self.reference]
+
     def setup(self, ctx: StageContext) -> None:
         image = read_image(self.reference, "reference image")
         chroma = float(rgb_to_lab(image[::4, ::4])[..., 1:].norm(dim=-1).mean())

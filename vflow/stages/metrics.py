@@ -68,6 +68,9 @@ class Metrics(Stage):
         if self.report is not None:
             self.report.write_text(json.dumps(self.summary(), indent=2))
 
+    def files_written(self) -> list[str]:
+        return [self.path] if self.path else []
+
     def teardown(self, ok: bool) -> None:
         if self.report is not None:
             self.report.close(ok)

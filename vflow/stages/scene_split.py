@@ -94,6 +94,9 @@ class SceneSplit(Stage):
         writer.writerows(rows)
         return out.getvalue()
 
+    def files_written(self) -> list[str]:
+        return [self.list_path] if self.list_path else []
+
     def teardown(self, ok: bool) -> None:
         if self.listing is not None:
             self.listing.close(ok)
