@@ -39,6 +39,7 @@ import numba as nb
 import numpy as np
 import torch
 
+from . import serialised
 from .frames import SceneKernel
 from .lab import lab_to_rgb_into, lightness, rgb_to_lab, srgb_to_linear
 
@@ -59,6 +60,7 @@ def _luma16(px: np.ndarray) -> int:
     return (np.int32(4899) * px[0] + np.int32(9617) * px[1] + np.int32(1868) * px[2] + 512) >> 10
 
 
+@serialised
 @nb.njit(nogil=True, cache=True, parallel=True)
 def analyse(frame: np.ndarray, f: int, lut: np.ndarray, planes: np.ndarray) -> None:
     """Block means of lightness over ``f x f`` blocks into ``planes[0]`` (``(2, ceil(H/f), ceil(W/f))``
@@ -166,6 +168,7 @@ def taps(n: int, f: int) -> tuple[np.ndarray, np.ndarray]:
     return i0, (pos - i0).astype(np.float32)
 
 
+@serialised
 @nb.njit(nogil=True, cache=True, parallel=True, fastmath=True)
 def render(frame: np.ndarray, chroma: np.ndarray, gain: float, ty: np.ndarray, fy: np.ndarray, tx: np.ndarray,
            fx: np.ndarray, lut: np.ndarray, out: np.ndarray) -> None:

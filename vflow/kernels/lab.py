@@ -11,6 +11,8 @@ import numba as nb
 import numpy as np
 import torch
 
+from . import serialised
+
 _RGB2XYZ = np.array([[0.4124564, 0.3575761, 0.1804375],
                      [0.2126729, 0.7151522, 0.0721750],
                      [0.0193339, 0.1191920, 0.9503041]])
@@ -109,6 +111,7 @@ def _lookup(table, c, pos):
     return table[c, k] + (pos - _F32(k)) * (table[c, k + 1] - table[c, k])
 
 
+@serialised
 @nb.njit(nogil=True, cache=True, parallel=True, fastmath=True)
 def _remap(rgb, table, lo, scale, out):
     for i in nb.prange(rgb.shape[0]):

@@ -10,7 +10,10 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
+from . import serialised
 
+
+@serialised
 @nb.njit(nogil=True, cache=True, parallel=True)
 def _sq_err(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     n = a.shape[0]
@@ -34,6 +37,7 @@ def psnr(a: np.ndarray, b: np.ndarray, data_range: float = 255.0) -> np.ndarray:
         return 10.0 * np.log10(data_range**2 / mse)
 
 
+@serialised
 @nb.njit(nogil=True, cache=True, parallel=True)
 def _ssim_rows(a: np.ndarray, b: np.ndarray, data_range: float) -> np.ndarray:
     """Sum of the SSIM map over each valid row of ``(N, H, W, C)`` planes: ``out[f, c, y]``."""

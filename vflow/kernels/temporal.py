@@ -11,6 +11,7 @@ import math
 import numba as nb
 import numpy as np
 
+from . import serialised
 from .frames import SceneKernel
 
 # Immerkaer's estimate on every 8th row triple: 3/8 of the rows' luma (a fifth of the cost), 28k samples
@@ -31,6 +32,7 @@ def _luma_hdiff_row(frame: np.ndarray, y: int, luma: np.ndarray, hd: np.ndarray)
         hd[x] = luma[x - 1] - 2 * luma[x] + luma[x + 1]
 
 
+@serialised
 @nb.njit(nogil=True, cache=True, parallel=True)
 def _laplacian_abs_sum(frame: np.ndarray, rows: np.ndarray, step: int) -> tuple[float, int]:
     """Sum of ``|l * [[1, -2, 1], [-2, 4, -2], [1, -2, 1]]|`` (luma as above) over the inner pixels of
@@ -69,6 +71,7 @@ def noise_sigma(frame: np.ndarray, rows: np.ndarray | None = None, step: int = S
     return math.sqrt(math.pi / 2.0) * (total / 1000.0) / (6.0 * (w - 2) * n)
 
 
+@serialised
 @nb.njit(nogil=True, cache=True, parallel=True, fastmath=True)
 def recursive_step(
     frame: np.ndarray, state: np.ndarray, new_state: np.ndarray, coef: np.ndarray, scratch: np.ndarray,
@@ -190,6 +193,7 @@ def bilateral_coef(a: float, sigma: float, range_k: float) -> float:
     return 1.0 / (16.0 * 6.0 * sr2) if sr2 >= 0.25 else 1e20
 
 
+@serialised
 @nb.njit(nogil=True, cache=True, parallel=True)
 def fill_coef(coef: np.ndarray, a: float, sigma: float, range_k: float) -> None:
     v = bilateral_coef(a, sigma, range_k)
@@ -199,6 +203,7 @@ def fill_coef(coef: np.ndarray, a: float, sigma: float, range_k: float) -> None:
             coef[y, x] = v
 
 
+@serialised
 @nb.njit(nogil=True, cache=True, parallel=True)
 def to_planar(frame: np.ndarray, state: np.ndarray) -> None:
     h, w, _ = frame.shape
@@ -243,6 +248,7 @@ def _spatial_px(state: np.ndarray, coef: np.ndarray, buf: np.ndarray, y: int, x:
     buf[2, x] = acc2 * inv
 
 
+@serialised
 @nb.njit(nogil=True, cache=True, parallel=True, fastmath=True)
 def spatial_step(state: np.ndarray, coef: np.ndarray, out: np.ndarray, scratch: np.ndarray) -> None:
     """3x3 joint bilateral filter of the planar ``(3, H, W)`` ``state`` into uint8 ``(H, W, 3)``
@@ -352,6 +358,7 @@ class TemporalDenoiser(SceneKernel):
         spatial_step(self._state, self._coef, out, self._rows)
 
 
+@serialised
 @nb.njit(nogil=True, cache=True, parallel=True)
 def channel_means(frame: np.ndarray) -> np.ndarray:
     """Mean of each channel of an ``(H, W, 3)`` frame."""
@@ -364,6 +371,7 @@ def channel_means(frame: np.ndarray) -> np.ndarray:
     return rows.sum(axis=0) / (h * w)
 
 
+@serialised
 @nb.njit(nogil=True, cache=True, parallel=True)
 def apply_gains(frame: np.ndarray, gains: np.ndarray, out: np.ndarray) -> None:
     """``out = clip(round(frame * gains[c]))`` through a per-channel lookup table."""

@@ -19,6 +19,8 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
+from . import serialised
+
 
 @nb.njit(nogil=True, cache=True, inline="always")
 def _pos(i: int, shift: int, cosited: bool) -> float:
@@ -50,6 +52,7 @@ def _code(x: float, vmax: int) -> int:
     return 0 if x < 0.0 else min(int(x), vmax)
 
 
+@serialised
 @nb.njit(nogil=True, cache=True, parallel=True)
 def yuv_to_rgb(y: np.ndarray, u: np.ndarray, v: np.ndarray, out: np.ndarray, sx: int, sy: int,
                cosited_x: bool, cosited_y: bool, kr: float, kb: float, yoff: float, yscale: float,
@@ -110,6 +113,7 @@ def _pick(k: int, i0: int, i1: int, i2: int, w0: float, w1: float, w2: float) ->
     return i2, w2
 
 
+@serialised
 @nb.njit(nogil=True, cache=True, parallel=True, fastmath=False)
 def rgb_to_yuv(rgb: np.ndarray, y: np.ndarray, u: np.ndarray, v: np.ndarray, sx: int, sy: int,
                cosited_x: bool, cosited_y: bool, kr: float, kb: float, vin: int, yoff: float, yscale: float,

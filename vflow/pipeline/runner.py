@@ -234,11 +234,13 @@ class Runner:
                     if item is EOS:
                         open_inputs -= 1
                         open_ports[port] -= 1
+                        if open_inputs and not open_ports[port]:
+                            stage.input_ended(port)
                         continue
                     if isinstance(item, StageFailure):
                         raise _Stop
                     stats.items_in += 1
-                    taken[port] += len(item) if isinstance(item, FrameBatch) else 1
+                    taken[port] = taken.get(port, 0) + (len(item) if isinstance(item, FrameBatch) else 1)
                     if isinstance(item, FrameBatch):
                         stats.frames_in += len(item)
                     self._note_pts(stats, item)

@@ -33,6 +33,10 @@ Items are ``FrameBatch`` (video ports) or ``AudioChunk`` (audio ports); a stage 
 end-of-stream marker. Batches may be shared between branches: never modify ``frames`` in place.
 Ports are declared as class attributes ``inputs`` / ``outputs`` mapping port name to item type;
 ``optional_inputs`` names inputs that may stay unconnected.
+A stage that pairs items across its inputs (frame i of one with frame i of another) sets ``paired_inputs``:
+each input port then gets its own bounded inbox and the runtime feeds the port that is behind, so a faster
+input waits (backpressure) instead of piling up in the stage; ``input_ended(port)`` tells it that one input's
+stream ended while others go on.
 
 Frame accounting is an invariant: a stage with video in and out emits exactly one frame per frame it
 takes, checked at end of stream (the run fails otherwise). A stage that drops, doubles or interpolates
@@ -76,6 +80,7 @@ class Stage:
     optional_inputs: ClassVar[frozenset[str]] = frozenset()
     registry_name: ClassVar[str] = ""
     frame_count_changes: ClassVar[str] = ""   # why frames out may differ from frames in ("" = they may not)
+    paired_inputs: ClassVar[bool] = False     # one inbox per input port; the runtime feeds the port behind
 
     def setup(self, ctx: StageContext) -> dict[str, StreamInfo] | None:
         return None
@@ -90,6 +95,9 @@ class Stage:
         raise NotImplementedError(f"{type(self).__name__} is not a source: it does not implement generate()")
 
     def finish(self) -> Any:
+        return None
+
+    def input_ended(self, port: str) -> None:
         return None
 
     def teardown(self, ok: bool) -> None:

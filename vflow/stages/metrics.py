@@ -17,7 +17,8 @@ from ..pipeline.stage import Stage, StageContext
 @stage("metrics")
 class Metrics(Stage):
     """Compare two video streams frame by frame (in order): PSNR (dB) and SSIM (scikit-image's
-    definition, 7x7 window, on RGB), per frame and mean. ``path`` writes them as JSON.
+    definition, 7x7 window, on RGB), per frame and mean. ``path`` writes them as JSON. The runtime holds the
+    faster input back (``paired_inputs``), so at most about a batch of frames waits for its partner.
 
     ```yaml
     metrics: {type: metrics, params: {path: report.json}}
@@ -27,6 +28,7 @@ class Metrics(Stage):
 
     inputs = {"reference": FrameBatch, "distorted": FrameBatch}
     outputs: dict[str, type] = {}
+    paired_inputs = True
 
     def __init__(self, path: str | None = None, ssim: bool = True):
         self.path, self.with_ssim = path, ssim
@@ -40,10 +42,20 @@ class Metrics(Stage):
         if (ref.width, ref.height) != (dist.width, dist.height):
             raise ValueError(f"reference is {ref.width}x{ref.height} but distorted is {dist.width}x{dist.height}")
         self._pending: dict[str, list[np.ndarray]] = {"reference": [], "distorted": []}
+        self._unmatched = {"reference": 0, "distorted": 0}  # frames past the other stream's end: counted, not kept
+        self._ended: set[str] = set()
         self.report = PartialFile(self.path) if self.path else None
         return None
 
+    @property
+    def buffered(self) -> int:
+        """Frames held waiting for their partner from the other input."""
+        return sum(len(v) for v in self._pending.values())
+
     def process_port(self, port: str, item: Any) -> None:
+        if self._ended:  # the other stream has ended: count these frames, do not hold them
+            self._unmatched[port] += len(item)
+            return
         self._pending[port] += list(item.frames.numpy())
         n = min(len(v) for v in self._pending.values())
         if n:
@@ -61,10 +73,15 @@ class Metrics(Stage):
                 "ssim_mean": float(np.mean(self.ssim)) if self.ssim else None,
                 "psnr": self.psnr, "ssim": self.ssim}
 
+    def input_ended(self, port: str) -> None:
+        self._ended.add(port)
+
     def finish(self) -> None:
-        left = {p: len(v) for p, v in self._pending.items() if v}
+        left = {p: len(v) + self._unmatched[p] for p, v in self._pending.items() if v or self._unmatched[p]}
         if left:
-            raise ValueError(f"the streams differ in length: {left} frame(s) left unmatched")
+            extra = " and ".join(f"{n} more frame(s) of {p}" for p, n in left.items())
+            raise ValueError(f"the streams differ in length: {len(self.psnr)} frames compared, then {extra} "
+                             f"with no partner")
         if self.report is not None:
             self.report.write_text(json.dumps(self.summary(), indent=2))
 

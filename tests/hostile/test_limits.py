@@ -1,0 +1,153 @@
+"""Limits: a pairing stage holds the faster input back, parallel kernels under numba's workqueue layer, and
+frame sizes or encoder settings that an encoder refuses (a one-line error that says the way out)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+import vflow
+from vflow.kernels.metrics import psnr
+from vflow.stages.metrics import Metrics
+from vflow.testing import SyntheticSource
+
+from helpers_media import REPO, read_facts, run_cli, write_clip
+
+
+@vflow.stage("lim-metrics")
+class WatchedMetrics(Metrics):
+    """``metrics`` that records the most frames it ever held waiting for a partner."""
+
+    def __init__(self, path: str | None = None, ssim: bool = True):
+        super().__init__(path, ssim)
+        self.peak = 0
+
+    def process_port(self, port: str, item: Any) -> None:
+        super().process_port(port, item)
+        self.peak = max(self.peak, self.buffered)
+
+
+@vflow.stage("lim-slow")
+class Slow(vflow.Stage):
+    """Passes batches on after sleeping ``sleep_ms`` for each."""
+
+    def __init__(self, sleep_ms: int = 5) -> None:
+        self.sleep_s = sleep_ms / 1000
+
+    def process(self, batch: vflow.FrameBatch) -> vflow.FrameBatch:
+        time.sleep(self.sleep_s)
+        return batch
+
+
+@vflow.stage("lim-hold")
+class Hold(vflow.Stage):
+    """Holds every batch until the end of the stream (as a long look-ahead window does)."""
+
+    def __init__(self) -> None:
+        self.held: list[vflow.FrameBatch] = []
+
+    def process(self, batch: vflow.FrameBatch) -> None:
+        self.held.append(batch)
+
+    def finish(self) -> Iterator[vflow.FrameBatch]:
+        yield from self.held
+
+
+def _frames(frames: int, seed: int) -> np.ndarray:
+    return torch.cat([b.frames for b in SyntheticSource(frames=frames, seed=seed).generate()]).numpy()
+
+
+# -- metrics: the faster input is held back ------------------------------------------------------------
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("slow_side", ["reference", "distorted"])
+def test_metrics_holds_the_faster_input_back(slow_side: str) -> None:
+    fast_side = "distorted" if slow_side == "reference" else "reference"
+    graph = {"runtime": {"queue_size": 2},
+             "stages": {"fast": {"type": "synthetic", "params": {"frames": 240, "batch": 4, "seed": 3}},
+                        "src": {"type": "synthetic", "params": {"frames": 240, "batch": 4}},
+                        "slow": {"type": "lim-slow", "params": {"sleep_ms": 4}},
+                        "m": {"type": "lim-metrics", "params": {"ssim": False}}},
+             "edges": [f"fast -> m.{fast_side}", f"src -> slow -> m.{slow_side}"]}
+    pipeline = vflow.Pipeline.load(graph)
+    pipeline.run()
+    m = pipeline.stage("m")
+    assert isinstance(m, WatchedMetrics)
+    assert m.peak <= 8, f"metrics held {m.peak} frames waiting for the slow input"
+    ref, dist = _frames(240, 0), _frames(240, 3)
+    if slow_side == "distorted":
+        ref, dist = dist, ref
+    assert m.summary()["frames"] == 240
+    np.testing.assert_allclose(m.psnr, psnr(ref, dist), rtol=1e-6)
+
+
+@pytest.mark.timeout(60)
+def test_metrics_fed_by_one_source_through_a_holding_stage_does_not_deadlock() -> None:
+    graph = {"runtime": {"queue_size": 2},
+             "stages": {"src": {"type": "synthetic", "params": {"frames": 80, "batch": 4}},
+                        "hold": {"type": "lim-hold"},
+                        "m": {"type": "lim-metrics", "params": {"ssim": False}}},
+             "edges": ["src -> m.reference", "src -> hold -> m.distorted"]}
+    pipeline = vflow.Pipeline.load(graph)
+    pipeline.run()
+    s = pipeline.stage("m").summary()  # type: ignore[attr-defined]
+    assert s["frames"] == 80 and s["psnr_mean"] == float("inf")
+
+
+@pytest.mark.timeout(120)
+def test_eval_of_clips_of_different_length_finishes_bounded_and_says_how_many_were_compared(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    long, short = tmp_path / "long.mkv", tmp_path / "short.mkv"
+    write_clip(long, frames=90, codec="ffv1", pix_fmt="yuv444p")
+    write_clip(short, frames=20, codec="ffv1", pix_fmt="yuv444p")
+    graph = {"stages": {"ref": {"type": "decode", "params": {"path": str(long), "deinterlace": "off"}},
+                        "dist": {"type": "decode", "params": {"path": str(short), "deinterlace": "off"}},
+                        "m": {"type": "lim-metrics", "params": {"ssim": False}}},
+             "edges": ["ref.video -> m.reference", "dist.video -> m.distorted"]}
+    pipeline = vflow.Pipeline.load(graph)
+    with pytest.raises(vflow.StageError, match=r"differ in length: 20 frames compared, then 70 more frame\(s\) "
+                                               r"of reference"):
+        pipeline.run()
+    assert pipeline.stage("m").peak <= 16  # type: ignore[attr-defined]
+
+    from vflow.cli import main
+
+    assert main(["eval", "--reference", str(long), "--distorted", str(short), "--no-ssim"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "20 frames compared" in err and "stage 'metrics'" in err and len(err.splitlines()) == 1
+    assert main(["eval", "--reference", str(long), "--distorted", str(long), "--no-ssim"]) == 0
+    assert capsys.readouterr().out.strip() == "90 frames: PSNR inf dB"
+
+
+# -- numba's workqueue layer: parallel kernels in two stage threads ------------------------------------
+@pytest.mark.timeout(180)
+def test_parallel_kernels_in_several_stages_under_the_workqueue_layer(tmp_path: Path) -> None:
+    src, out = tmp_path / "in.mp4", tmp_path / "out.mp4"
+    write_clip(src, frames=48, size=(192, 144))
+    env = {"NUMBA_THREADING_LAYER": "workqueue"}
+    layer = subprocess.run([sys.executable, "-c", "import vflow.kernels as k; print(k.THREAD_SAFE)"],
+                           env={**os.environ, **env}, capture_output=True, text=True, timeout=60)
+    assert layer.stdout.strip() == "False", layer.stderr
+    # decode, scene_split, temporal_smooth, color and encode all launch parallel kernels, each in its thread
+    r = run_cli(["run", str(REPO / "graphs" / "restore_classic.yaml"), "-i", str(src), "-o", str(out), "-q"],
+                env=env, timeout=150)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert read_facts(out, sample=()).frames == 48
+
+
+def test_parallel_kernels_are_not_wrapped_under_a_thread_safe_layer() -> None:
+    from vflow import kernels
+    from vflow.kernels import temporal, yuv
+
+    if kernels.THREAD_SAFE:
+        assert type(yuv.rgb_to_yuv).__name__ == "CPUDispatcher" and hasattr(temporal.spatial_step, "signatures")
+    else:
+        assert not hasattr(yuv.rgb_to_yuv, "signatures")
