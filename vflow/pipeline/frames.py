@@ -52,6 +52,8 @@ class VideoInfo:
     sample_aspect: Fraction | None = None
     field_order: str = "progressive"
     rotation: int = 0                      # degrees already applied by decode (frames are upright)
+    tags: tuple[tuple[str, str], ...] = ()  # the source's metadata worth keeping: creation_time, timecode, title
+    chapters: tuple[dict[str, Any], ...] = ()  # the source's chapters (PyAV's chapter dicts)
 
     def replace(self, **fields: Any) -> "VideoInfo":
         return dataclasses.replace(self, **fields)

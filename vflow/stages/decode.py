@@ -112,13 +112,19 @@ class Decode(Stage):
         info = VideoInfo(
             width=w, height=h, time_base=self._tb, frame_rate=rate, color=self._color, frames=frames,
             sample_aspect=Fraction(video.sample_aspect_ratio) if video.sample_aspect_ratio else None,
-            field_order=field_order, rotation=self._rotation,
+            field_order=field_order, rotation=self._rotation, tags=_kept_tags(container, video),
+            chapters=tuple(container.chapters()),
         )
         return {"video": info, "audio": AudioInfo(streams=tuple(self._audio))}
 
     @property
+    def deinterlacing(self) -> bool:
+        """Whether the frames are being deinterlaced (asked, or ``auto`` found combing)."""
+        return getattr(self, "_deint", None) is not None
+
+    @property
     def _field_rate(self) -> bool:
-        return getattr(self, "_deint", None) is not None and self.deinterlace_rate == "field"
+        return self.deinterlacing and self.deinterlace_rate == "field"
 
     def _first_frames(self, n: int) -> list[av.VideoFrame]:
         """Up to ``n`` frames from the run's decoded-frame iterator; they are emitted first, later."""
@@ -281,6 +287,18 @@ class Decode(Stage):
         if self._container is not None:
             self._container.close()
             self._container = None
+
+
+_TECHNICAL_TAGS = {"major_brand", "minor_version", "compatible_brands", "encoder", "handler_name", "language",
+                   "vendor_id", "duration"}
+
+
+def _kept_tags(container: Any, video: Any) -> tuple[tuple[str, str], ...]:
+    """The container's metadata (the recording date above all: ``creation_time``), with the video stream's
+    ``timecode`` and ``creation_time`` where the container has none; technical tags the muxer rewrites are left."""
+    tags = {k.lower(): v for k, v in video.metadata.items() if k.lower() in ("timecode", "creation_time")}
+    tags.update(container.metadata)
+    return tuple((k, str(v)) for k, v in tags.items() if k.lower() not in _TECHNICAL_TAGS)
 
 
 _FIELD_ORDERS = {1: "progressive", 2: "tff", 3: "bff", 4: "tb", 5: "bt"}  # AVFieldOrder
