@@ -36,14 +36,18 @@ class AudioClean(Stage):
         self.declick, self.loudnorm, self.loudness = declick, loudnorm, loudness
 
     def chain(self, sample_rate: int) -> list[tuple[str, str]]:
-        """The FFmpeg filter chain these params describe."""
+        """The FFmpeg filter chain these params describe, without latency: every sample keeps its time."""
         chain: list[tuple[str, str]] = []
         if self.highpass:
             chain.append(("highpass", f"f={self.highpass}"))
         if self.hum:
             chain += [("bandreject", f"f={self.hum * k}:width_type=q:w=10") for k in (1, 2, 3)]
         if self.denoise:
-            chain.append(("afftdn", f"nr={self.denoise}:nf=-30:tn=1"))
+            # afftdn hands each sample out two hops (2 x rate/80 samples, 25 ms) late: pad the end by as much,
+            # cut as much from the start and move the pts back, so every sample keeps its time and the count
+            delay = 2 * (sample_rate // 80)
+            chain += [("apad", f"pad_len={delay}"), ("afftdn", f"nr={self.denoise}:nf=-30:tn=1"),
+                      ("atrim", f"start_sample={delay}"), ("asetpts", f"PTS-{delay}/SR/TB")]
         if self.declick:
             chain.append(("adeclick", ""))
         if self.loudnorm:

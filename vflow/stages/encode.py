@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import av
+import numpy as np
 
-from ..media.audio import decoder_for
+from ..media.audio import EncoderInput, decoder_for, encoder_rate, ordered, silent_frame
 from ..media.color import from_rgb
 from ..media.probe import MediaError
 from ..pipeline.frames import AudioChunk, AudioInfo, ColorInfo, FrameBatch, VideoInfo
@@ -31,7 +32,14 @@ _CODECS: dict[str, tuple[int | None, str | None, str, dict[str, str]]] = {
 }
 _FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm", ".avi": "avi",
             ".nut": "nut", ".ts": "mpegts"}
-_AUDIO_FALLBACK = "aac"
+_PLAYABLE_ONLY = ("mp4", "mov")  # containers whose players take no PCM (MP4 would write it as 'ipcm')
+
+
+def _audio_fallback(container: str) -> str:
+    """The encoder ``audio_codec: auto`` uses when the source audio is not copied: Opus for WebM, else AAC."""
+    if container == "webm":
+        return "libopus" if "libopus" in av.codecs_available else "opus"
+    return "aac"
 
 
 @stage("encode")
@@ -90,19 +98,53 @@ class Encode(Stage):
         self.color = ColorInfo(0, 2, self.video.color.primaries, self.video.color.transfer) \
             if self.pix_fmt.startswith(("gbr", "bgr", "rgb")) else self.video.color
         try:  # everything the real file will do, into memory: codec/container/size problems show now
-            self._open(io.BytesIO()).close()
+            self._trial()
         except (av.FFmpegError, ValueError) as e:
+            audio = "".join(f", {t.codec_context.name} audio " + ("copied" if copy else f"as {self._audio_encoder_name()}")
+                            for t, copy in zip(self.audio_templates, self.copy_audio))
             raise MediaError(f"output '{self.path}': {self.codec} with {self.pix_fmt} at "
-                             f"{self.video.width}x{self.video.height} in {self.format} is not possible ({e})") from None
+                             f"{self.video.width}x{self.video.height}{audio} in {self.format} is not possible ({e})") from None
         return None
+
+    def _trial(self) -> None:
+        """What the run does, into memory: the real encoders and layouts, a black frame, a silent audio frame
+        (or packet, when copied) per stream, the flushes and the trailer (where MP4 writes its index)."""
+        out = self._open(io.BytesIO())
+        try:
+            v = self.video
+            step = 1 / (v.frame_rate or Fraction(25)) / v.time_base
+            for i in range(4):  # x265 muxes one or two frames flakily into MP4 ('patches welcome'), never four
+                black = from_rgb(np.zeros((v.height, v.width, 3), np.uint8), self.pix_fmt, self.color)
+                black.pts, black.time_base = round(i * step), v.time_base
+                out.mux(self._vstream.encode(black))
+            out.mux(self._vstream.encode(None))
+            for template, stream, feed in zip(self.audio_templates, self._astreams, self._feeds):
+                if feed is None:
+                    for packet in _trial_packets(template):
+                        packet.stream = stream
+                        out.mux(packet)
+                    continue
+                src = template.codec_context
+                for frame in [silent_frame(src.sample_rate, src.layout, src.format.name), None]:
+                    for ready in feed.push(frame):
+                        out.mux(stream.encode(ready))
+                out.mux(stream.encode(None))
+        finally:
+            out.close()
 
     def _audio_copy_ok(self, template: Any) -> bool:
         if self.audio_codec not in ("auto", "copy"):
             return False
-        try:
+        pcm = template.codec_context.name.startswith("pcm_")
+        if self.audio_codec == "auto" and pcm and self.format in _PLAYABLE_ONLY:
+            return False
+        try:  # a packet and the trailer too: MP4 refuses some PCM layouts only when it writes the index
             out = av.open(io.BytesIO(), "w", format=self.format)
-            out.add_stream_from_template(template)
+            stream = out.add_stream_from_template(template)
             out.start_encoding()
+            for packet in _trial_packets(template):
+                packet.stream = stream
+                out.mux(packet)
             out.close()
             return True
         except (av.FFmpegError, ValueError) as e:
@@ -133,24 +175,38 @@ class Encode(Stage):
                 if copy:
                     self._astreams.append(out.add_stream_from_template(template))
                 else:
-                    codec = _AUDIO_FALLBACK if self.audio_codec in ("auto", "copy") else self.audio_codec
-                    a = out.add_stream(codec, rate=template.codec_context.sample_rate)
-                    a.layout = template.codec_context.layout
-                    if codec == "aac":
-                        a.bit_rate = self.audio_bitrate
-                    self._astreams.append(a)
+                    self._astreams.append(self._add_audio_encoder(out, template))
                 self._decoders.append(None if copy else decoder_for(template))
             out.start_encoding()
+            self._feeds = [None if copy else EncoderInput(a.codec_context)
+                           for a, copy in zip(self._astreams, self.copy_audio)]
         except BaseException:
             out.close()
             raise
         return out
 
+    def _add_audio_encoder(self, out: av.container.OutputContainer, template: Any) -> Any:
+        """An encoder for one audio stream: the source's rate where the codec takes it (Opus: 48 kHz) and
+        its layout with the channels named (encoders refuse "2 channels")."""
+        src = template.codec_context
+        codec = self._audio_encoder_name()
+        options = {"strict": "experimental"} if codec == "opus" else {}  # FFmpeg's own Opus encoder
+        stream = out.add_stream(codec, rate=encoder_rate(codec, src.sample_rate), options=options)
+        stream.layout = ordered(src.layout)
+        if codec in ("aac", "libopus", "opus"):
+            stream.bit_rate = self.audio_bitrate
+        return stream
+
+    def _audio_encoder_name(self) -> str:
+        return _audio_fallback(self.format) if self.audio_codec in ("auto", "copy") else self.audio_codec
+
     def _movie_timescale(self) -> int:
-        """mp4/mov edit lists count in this unit: a common multiple of the stream time bases keeps start times exact."""
+        """mp4/mov edit lists count in this unit: a common multiple of the stream time bases keeps start times
+        exact (an encoded stream's is 1/its rate: the AAC priming it skips is 1024 samples, 21.33 ms)."""
         scale = self.video.time_base.denominator
-        for t in self.audio_templates:
-            wider = math.lcm(scale, Fraction(t.time_base).denominator)
+        for t, copy in zip(self.audio_templates, self.copy_audio):
+            rate = encoder_rate(self._audio_encoder_name(), t.codec_context.sample_rate)
+            wider = math.lcm(scale, Fraction(t.time_base).denominator if copy else rate)
             if wider < 2**31:
                 scale = wider
         return scale
@@ -187,17 +243,20 @@ class Encode(Stage):
                 self._out.mux(packet)
             return
         frames = chunk.frames or [f for p in chunk.packets for f in decoder.decode(p)]
+        feed = self._feeds[chunk.stream]
         for frame in frames:
-            self._out.mux(stream.encode(frame))
+            for ready in feed.push(frame):
+                self._out.mux(stream.encode(ready))
 
     def finish(self) -> None:
         if self._out is None or self._frames == 0:
             raise MediaError(f"no video frame reached the encoder: '{self.path}' not written")
         self._out.mux(self._vstream.encode(None))
-        for stream, decoder in zip(self._astreams, self._decoders):
-            if decoder is not None:
-                for frame in decoder.decode(None):
-                    self._out.mux(stream.encode(frame))
+        for stream, decoder, feed in zip(self._astreams, self._decoders, self._feeds):
+            if decoder is not None and feed is not None:
+                for frame in [*decoder.decode(None), None]:
+                    for ready in feed.push(frame):
+                        self._out.mux(stream.encode(ready))
                 self._out.mux(stream.encode(None))
         self._out.close()
         self._out = None
@@ -211,6 +270,28 @@ class Encode(Stage):
                 pass
             self._out = None
         self.target.close(ok)
+
+
+def _trial_packets(template: Any) -> list[av.Packet]:
+    """Packets of silence in the source stream's codec, for trial muxes (zeros where FFmpeg has no encoder)."""
+    src = template.codec_context
+    try:
+        enc = av.CodecContext.create(src.name, "w")
+        enc.sample_rate, enc.layout, enc.time_base = src.sample_rate, src.layout, Fraction(1, src.sample_rate)
+        formats = enc.codec.audio_formats or [src.format]
+        enc.format = src.format if src.format.name in [f.name for f in formats] else formats[0]
+        enc.open()
+        feed = EncoderInput(enc)
+        frames = feed.push(silent_frame(src.sample_rate, src.layout, samples=enc.frame_size or 1024)) + feed.push(None)
+        packets = [p for f in [*frames, None] for p in enc.encode(f)]
+    except (av.FFmpegError, ValueError):
+        packets = []
+    if not packets:
+        packet = av.Packet(bytes(1024))
+        packet.pts = packet.dts = 0
+        packet.time_base, packet.duration = Fraction(1, src.sample_rate or 48_000), 256
+        packets = [packet]
+    return packets
 
 
 def _check_writable(directory: Path) -> None:
