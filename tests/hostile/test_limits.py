@@ -3,9 +3,12 @@ frame sizes or encoder settings that an encoder refuses (a one-line error that s
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,8 +17,11 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 import vflow
+from vflow.cli import main
 from vflow.kernels.metrics import psnr
 from vflow.stages.metrics import Metrics
 from vflow.testing import SyntheticSource
@@ -118,8 +124,6 @@ def test_eval_of_clips_of_different_length_finishes_bounded_and_says_how_many_we
         pipeline.run()
     assert pipeline.stage("m").peak <= 16  # type: ignore[attr-defined]
 
-    from vflow.cli import main
-
     assert main(["eval", "--reference", str(long), "--distorted", str(short), "--no-ssim"]) == 1
     err = capsys.readouterr().err.strip()
     assert "20 frames compared" in err and "stage 'metrics'" in err and len(err.splitlines()) == 1
@@ -151,3 +155,52 @@ def test_parallel_kernels_are_not_wrapped_under_a_thread_safe_layer() -> None:
         assert type(yuv.rgb_to_yuv).__name__ == "CPUDispatcher" and hasattr(temporal.spatial_step, "signatures")
     else:
         assert not hasattr(yuv.rgb_to_yuv, "signatures")
+
+
+# -- sizes and settings an encoder refuses -----------------------------------------------------------
+def _copy(src: Path, out: Path, *sets: str) -> tuple[int, str]:
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        code = main(["run", "copy", "-i", str(src), "-o", str(out), "-q", *(a for s in sets for a in ("--set", s))])
+    return code, err.getvalue().strip()
+
+
+@pytest.mark.timeout(120)
+@settings(max_examples=20, deadline=None)
+@given(width=st.integers(1, 70), height=st.integers(1, 70), pix_fmt=st.sampled_from(["yuv420p", "yuv422p", "yuv444p"]),
+       codec=st.sampled_from(["libx264", "libx265"]))
+@example(63, 47, "yuv420p", "libx264")
+@example(1, 1, "yuv444p", "libx264")
+@example(1, 1, "yuv420p", "libx264")
+@example(64, 47, "yuv422p", "libx264")
+@example(8, 8, "yuv444p", "libx265")
+def test_any_frame_size_is_copied_or_refused_in_one_line(width: int, height: int, pix_fmt: str, codec: str) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        src, out = Path(tmp) / "in.mp4", Path(tmp) / "out.mp4"
+        write_clip(src, frames=3, size=(width, height), pix_fmt="yuv444p")  # x264 4:4:4 takes any size
+        code, err = _copy(src, out, f"encode.pix_fmt={pix_fmt}", f"encode.codec={codec}")
+        if code == 0:
+            assert read_facts(out, sample=()).frames == 3
+            return
+        assert code == 2 and len(err.splitlines()) == 1, err
+        assert "stage 'encode'" in err and f"(got {width}x{height})" in err and "Generic error" not in err, err
+        assert not out.exists() and not list(Path(tmp).glob("*.partial"))
+
+
+def test_odd_size_says_what_is_wrong_and_the_way_out(tmp_path: Path) -> None:
+    write_clip(tmp_path / "in.mp4", frames=2, size=(63, 47), pix_fmt="yuv444p")
+    code, err = _copy(tmp_path / "in.mp4", tmp_path / "out.mp4")
+    assert code == 2
+    assert err.endswith("yuv420p needs an even width and an even height (got 63x47): crop or pad the frames, "
+                        "or use pix_fmt: yuv444p")
+    assert _copy(tmp_path / "in.mp4", tmp_path / "out.mp4", "encode.pix_fmt=yuv444p")[0] == 0
+
+
+@pytest.mark.parametrize(("codec", "crf", "top"), [("libx264", 52, 51), ("libx265", -1, 51), ("libsvtav1", 64, 63)])
+def test_crf_out_of_range_is_refused_with_the_range(codec: str, crf: int, top: int) -> None:
+    with pytest.raises(vflow.GraphError, match=rf"stage 'encode'.*crf {crf} is out of range for {codec}: "
+                                               rf"use 0 to {top}"):
+        vflow.Pipeline.load({"stages": {"src": {"type": "synthetic"},
+                                        "encode": {"type": "encode",
+                                                   "params": {"path": "out.mkv", "codec": codec, "crf": crf}}},
+                             "edges": ["src -> encode.video"]}).build()

@@ -13,7 +13,7 @@ import av
 import numpy as np
 
 from ..media.audio import EncoderInput, decoder_for, encoder_rate, ordered, silent_frame
-from ..media.color import from_rgb
+from ..media.color import PLANAR, from_rgb
 from ..media.probe import MediaError
 from ..pipeline.frames import AudioChunk, AudioInfo, ColorInfo, FrameBatch, VideoInfo
 from ..pipeline.outputs import PartialFile
@@ -68,6 +68,9 @@ class Encode(Stage):
             raise ValueError(f"crf does not apply to {codec}")
         if preset is not None and default_preset is None:
             raise ValueError(f"preset does not apply to {codec}")
+        top = {"libx264": 51, "libx265": 51, "libsvtav1": 63}.get(codec, 0)
+        if crf is not None and not 0 <= crf <= top:
+            raise ValueError(f"crf {crf} is out of range for {codec}: use 0 to {top} (lower is better quality)")
         self.path = Path(path)
         self.codec, self.threads = codec, threads
         self.pix_fmt = pix_fmt or default_fmt
@@ -100,6 +103,8 @@ class Encode(Stage):
         try:  # everything the real file will do, into memory: codec/container/size problems show now
             self._trial()
         except (av.FFmpegError, ValueError) as e:
+            if (why := _size_hint(self.codec, self.pix_fmt, self.video.width, self.video.height)) is not None:
+                raise MediaError(f"output '{self.path}': {why}") from None
             audio = "".join(f", {t.codec_context.name} audio " + ("copied" if copy else f"as {self._audio_encoder_name()}")
                             for t, copy in zip(self.audio_templates, self.copy_audio))
             raise MediaError(f"output '{self.path}': {self.codec} with {self.pix_fmt} at "
@@ -308,3 +313,19 @@ def _check_writable(directory: Path) -> None:
             pass
     except OSError as e:
         raise MediaError(f"output directory '{directory}' is not writable ({e.strerror or e})") from None
+
+
+def _size_hint(codec: str, pix_fmt: str, width: int, height: int) -> str | None:
+    """Why ``codec`` may refuse frames of this size in ``pix_fmt``, and the way out; None if the size is fine."""
+    planar = PLANAR.get(pix_fmt)
+    sx, sy = (planar.sx, planar.sy) if planar is not None else (0, 0)
+    least = {"libx265": 16, "libsvtav1": 4}.get(codec, 1)
+    if min(width, height) < least:
+        return (f"{codec} needs frames of at least {least}x{least} (got {width}x{height}): "
+                f"pad them, or use codec: libx264 (pix_fmt: yuv444p takes any size)")
+    steps = {"width": 1 << sx, "height": 1 << sy}  # chroma subsampling: whole chroma samples only
+    if width % steps["width"] or height % steps["height"]:
+        need = " and ".join(("an even" if k == 2 else f"a multiple-of-{k}") + f" {what}"
+                            for what, k in steps.items() if k > 1)
+        return f"{pix_fmt} needs {need} (got {width}x{height}): crop or pad the frames, or use pix_fmt: yuv444p"
+    return None
