@@ -108,7 +108,9 @@ def check_stage_contract(factory: Callable[[], Stage], *, frames: int = 10, batc
 
     Checks: registered under its name; typed params whose defaults pass their own types; ``setup`` describes
     every output port; outputs are well-formed ``FrameBatch``/``AudioChunk`` of the negotiated size with
-    increasing pts; inputs are never modified in place; ``teardown`` is idempotent. Returns what it emitted.
+    increasing pts; a stage with one video input and video out emits exactly the frames it took (unless it
+    declares ``frame_count_changes``); inputs are never modified in place; ``teardown`` is idempotent.
+    Returns what it emitted.
     """
     st = factory()
     cls = type(st)
@@ -160,6 +162,10 @@ def check_stage_contract(factory: Callable[[], Stage], *, frames: int = 10, batc
         st.teardown(ok)
     pts = [int(p) for item in emitted if isinstance(item, FrameBatch) for p in item.pts]
     assert pts == sorted(pts) and len(set(pts)) == len(pts), "output pts are not strictly increasing"
+    keeps = len(video_ports) == 1 and FrameBatch in cls.outputs.values() and not st.frame_count_changes
+    if keeps:
+        assert len(pts) == frames, (f"took {frames} frames and emitted {len(pts)} without declaring "
+                                    f"frame_count_changes")
     for stream in {c.stream for c in emitted if isinstance(c, AudioChunk)}:
         times = [c.seconds() for c in emitted if isinstance(c, AudioChunk) and c.stream == stream]
         assert times == sorted(times), f"audio stream {stream}: chunk times go backwards"

@@ -56,11 +56,24 @@ def silent_frame(rate: int, layout: av.AudioLayout | str, fmt: str = "s16", samp
 def decoder_for(template: Any) -> av.audio.codeccontext.AudioCodecContext:
     """A fresh decoder for packets of ``template`` (a source audio stream), with its codec parameters."""
     src = template.codec_context
-    ctx = av.CodecContext.create(src.name, "r")
+    ctx = av.CodecContext.create(_decoder_name(src.name, src.format.name), "r")
     if src.extradata:
         ctx.extradata = src.extradata
     ctx.sample_rate, ctx.layout, ctx.format = src.sample_rate, src.layout, src.format
     return ctx
+
+
+def _decoder_name(codec: str, sample_format: str) -> str:
+    """The decoder FFmpeg probed the stream with: for MP2/MP3 the float one (``mp2float``), which the name
+    alone does not pick; the filters downstream were configured for its sample format."""
+    for name in (codec, f"{codec}float", f"{codec}_fixed"):
+        try:
+            formats = av.codec.Codec(name, "r").audio_formats
+        except (ValueError, av.FFmpegError):
+            continue
+        if not formats or sample_format in {f.name for f in formats}:
+            return name
+    return codec
 
 
 class AudioFilter:

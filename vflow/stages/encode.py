@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import math
-import tempfile
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, Literal
@@ -16,7 +15,7 @@ from ..media.audio import EncoderInput, decoder_for, encoder_rate, ordered, sile
 from ..media.color import PLANAR, from_rgb
 from ..media.probe import MediaError
 from ..pipeline.frames import AudioChunk, AudioInfo, ColorInfo, FrameBatch, VideoInfo
-from ..pipeline.outputs import PartialFile
+from ..pipeline.outputs import PartialFile, check_writable
 from ..pipeline.registry import stage
 from ..pipeline.stage import Stage, StageContext
 
@@ -32,6 +31,8 @@ _CODECS: dict[str, tuple[int | None, str | None, str, dict[str, str]]] = {
 }
 _FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm", ".avi": "avi",
             ".nut": "nut", ".ts": "mpegts"}
+_FIELD_ORDERS = {"tff": 2, "bff": 3, "tb": 4, "bt": 5}  # AVFieldOrder
+_INTERLACED_FLAGS = 0x40000 | 0x20000000  # AV_CODEC_FLAG_INTERLACED_DCT | AV_CODEC_FLAG_INTERLACED_ME
 _PLAYABLE_ONLY = ("mp4", "mov")  # containers whose players take no PCM (MP4 would write it as 'ipcm')
 
 
@@ -92,7 +93,7 @@ class Encode(Stage):
                              f"use one of {', '.join(_FORMATS)}")
         if self.path.is_dir():
             raise MediaError(f"output '{self.path}' is a directory")
-        _check_writable(self.path.parent)
+        check_writable(self.path.parent)
         self.video: VideoInfo = ctx.inputs["video"]  # type: ignore[assignment]
         audio = ctx.inputs.get("audio")
         self.audio_templates = audio.streams if isinstance(audio, AudioInfo) else ()
@@ -173,6 +174,15 @@ class Encode(Stage):
             cc.color_primaries, cc.color_trc = self.color.primaries, self.color.transfer
             if v.sample_aspect:
                 cc.sample_aspect_ratio = v.sample_aspect
+            out.metadata.update(dict(v.tags))
+            if v.chapters:
+                out.set_chapters(list(v.chapters))
+            timecode = dict(v.tags).get("timecode")
+            if timecode:  # mov/mp4 write it as a timecode track, others as a tag
+                stream.metadata["timecode"] = timecode
+            if v.field_order in _FIELD_ORDERS:  # interlaced frames stay interlaced, and say so
+                cc.field_order = _FIELD_ORDERS[v.field_order]
+                cc.flags |= _INTERLACED_FLAGS
             self._vstream = stream
             self._astreams = []
             self._decoders: list[Any] = []
@@ -267,6 +277,9 @@ class Encode(Stage):
         self._out = None
         self.target.ready()
 
+    def files_written(self) -> list[str]:
+        return [str(self.path)]
+
     def teardown(self, ok: bool) -> None:
         if self._out is not None:
             try:
@@ -297,22 +310,6 @@ def _trial_packets(template: Any) -> list[av.Packet]:
         packet.time_base, packet.duration = Fraction(1, src.sample_rate or 48_000), 256
         packets = [packet]
     return packets
-
-
-def _check_writable(directory: Path) -> None:
-    """The directory (or, if missing, its nearest existing parent) must accept a new file."""
-    probe = directory
-    while not probe.exists():
-        if probe.parent == probe:
-            break
-        probe = probe.parent
-    if not probe.is_dir():
-        raise MediaError(f"output directory '{directory}': '{probe}' is not a directory")
-    try:
-        with tempfile.TemporaryFile(dir=probe):
-            pass
-    except OSError as e:
-        raise MediaError(f"output directory '{directory}' is not writable ({e.strerror or e})") from None
 
 
 def _size_hint(codec: str, pix_fmt: str, width: int, height: int) -> str | None:
