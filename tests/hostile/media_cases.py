@@ -129,6 +129,24 @@ def write_grey(path: Path, y: int, frames: int = 3) -> None:
         out.mux(s.encode(None))
 
 
+def write_title_then_combed(path: Path, still: int = 60, combed: int = 60) -> None:
+    """An untagged capture (lossless) that opens on a still title card, then shows combed, moving fields."""
+    with av.open(str(path), "w") as out:
+        s = out.add_stream("ffv1", rate=RATE)
+        s.width, s.height, s.pix_fmt = 128, 96, "yuv420p"
+        for i in range(still + combed):
+            if i < still:
+                rgb = np.full((96, 128, 3), 10, np.uint8)
+                rgb[40:56, 30:98] = 200
+            else:
+                rgb = bars(i, 96, 128)
+                rgb[1::2] = np.roll(rgb[1::2], 4, axis=1)
+            f = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            f.pts = i
+            out.mux(s.encode(f))
+        out.mux(s.encode(None))
+
+
 def digest(folder: Path) -> dict[str, bytes]:
     """Every file's bytes under ``folder`` (sources must come out unchanged)."""
     return {str(p): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file() and not p.is_symlink()}
@@ -139,4 +157,4 @@ def partials(folder: Path) -> list[str]:
 
 
 __all__ = ["RATE", "bars", "corrupt_packet", "digest", "partials", "truncate", "write_grey", "write_joined",
-           "write_repeated_pts", "write_test_clip", "write_two_video_streams"]
+           "write_repeated_pts", "write_test_clip", "write_title_then_combed", "write_two_video_streams"]

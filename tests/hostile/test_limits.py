@@ -174,6 +174,7 @@ def _copy(src: Path, out: Path, *sets: str) -> tuple[int, str]:
 @example(1, 1, "yuv420p", "libx264")
 @example(64, 47, "yuv422p", "libx264")
 @example(8, 8, "yuv444p", "libx265")
+@example(42, 18, "yuv422p", "libx265")  # crashed the process (x265 heap corruption) before the size check
 def test_any_frame_size_is_copied_or_refused_in_one_line(width: int, height: int, pix_fmt: str, codec: str) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         src, out = Path(tmp) / "in.mp4", Path(tmp) / "out.mp4"

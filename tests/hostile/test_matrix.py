@@ -24,7 +24,7 @@ import pytest
 from helpers_media import REPO, VIDEO_DIR
 from media_cases import (
     corrupt_packet, digest, partials, truncate, write_grey, write_joined, write_repeated_pts, write_test_clip,
-    write_two_video_streams,
+    write_title_then_combed, write_two_video_streams,
 )
 
 from vflow.cli import main
@@ -33,6 +33,7 @@ COPY = str(REPO / "graphs" / "copy.yaml")
 CLASSIC = str(REPO / "graphs" / "restore_classic.yaml")
 DV = VIDEO_DIR / "interlaced_dv_ntsc_sony_good_quality_5frames.dv"
 FAST = ["--set", "encode.preset=ultrafast"]
+AUTO = ["--set", "decode.deinterlace=auto"]
 FFV1 = ["--set", "encode.codec=ffv1", "--set", "encode.crf=null", "--set", "encode.preset=null"]
 
 
@@ -137,6 +138,15 @@ def keeps_field_order(dst: Path, report: dict, err: str) -> None:
     with av.open(str(dst / "out.mkv")) as c:
         assert c.streams.video[0].codec_context.field_order in (2, 3)  # tff / bff, not progressive
         assert next(c.decode(video=0)).interlaced_frame
+
+
+def field_rate_from_the_switch(dst: Path, report: dict, err: str) -> None:
+    """60 still frames, then 60 combed: one frame per frame up to where combing was found, two after it."""
+    times = times_of(dst / "out.mp4")
+    steps = [b - a for a, b in zip(times, times[1:])]
+    switch = steps.index(Fraction(1, 50))
+    assert 60 <= switch < 100 and len(times) == switch + 2 * (120 - switch), (switch, len(times))
+    assert set(steps[:switch]) == {Fraction(1, 25)} and set(steps[switch:]) == {Fraction(1, 50)}
 
 
 def write_family_clip(path: Path) -> None:
@@ -291,6 +301,10 @@ CASES: dict[str, Case] = {
     "joined-segments-classic": Case(on(made(write_joined, "joined.ts"), CLASSIC, *FAST), check=n_frames(90)),
     "repeated-pts": Case(on(made(write_repeated_pts, "rep.mkv"), COPY, *FAST),
                          check=warns("repeats the previous one", frames=30)),
+    "combing-after-a-title": Case(on(made(write_title_then_combed, "title.mkv"), COPY, *AUTO, *FAST),
+                                  check=warns("combing appeared at", "deinterlaced from there on", frames=120)),
+    "combing-after-a-title-field-rate": Case(on(made(write_title_then_combed, "title.mkv"), COPY, *AUTO, "--set",
+                                                "decode.deinterlace_rate=field", *FAST), check=field_rate_from_the_switch),
     # damaged input
     "corrupt-packet-mp4": Case(on(damaged("mp4-packet"), COPY, *FAST), check=warns("damaged video", "skipped")),
     "corrupt-packet-over-limit": Case(on(damaged("mp4-packet"), COPY, "--set", "decode.max_damaged=0"), code=1,

@@ -77,6 +77,36 @@ def detect(stream: Any, frames: list[av.VideoFrame]) -> Detection:
     return Detection(tagged, "auto" if tagged else "progressive", tagged, counts)
 
 
+class CombingWatch:
+    """FFmpeg's ``idet`` kept running over a stream that looked progressive at the start: an untagged capture
+    that opens on a still or a black title shows its combing only later. Every ``step`` frames, ``push``
+    looks at the last ``window`` frames and says when they were clearly interlaced, and in which field order."""
+
+    KEYS = ("tff", "bff", "progressive")
+
+    def __init__(self, stream: Any, window: int = 24, step: int = 8):
+        self._graph, self._src, self._sink, _ = _run(stream, [("idet", "")], ())
+        self.window, self.step, self._seen = window, step, 0
+        self._history: list[dict[str, int]] = [dict.fromkeys(self.KEYS, 0)]
+
+    def push(self, frame: av.VideoFrame) -> str | None:
+        """``tff``/``bff`` once combing is clear in the last frames pushed, else None."""
+        self._src.push(frame)
+        out = _pull(self._sink)
+        self._seen += 1
+        if not out or self._seen % self.step:
+            return None
+        meta = out[-1].metadata
+        counts = {k: int(float(meta.get(f"lavfi.idet.multiple.{k}", 0))) for k in self.KEYS}
+        self._history = [*self._history, counts][-(self.window // self.step + 1):]
+        delta = {k: counts[k] - self._history[0][k] for k in self.KEYS}
+        fields = delta["tff"] + delta["bff"]
+        if len(self._history) * self.step > self.window and fields >= self.window // 2 \
+                and fields > 2 * delta["progressive"]:
+            return "tff" if delta["tff"] >= delta["bff"] else "bff"
+        return None
+
+
 class Deinterlacer:
     """``bwdif`` over decoded frames; ``rate='field'`` gives one frame per field (50i -> 50p, pts exact)."""
 

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from ..media.color import color_of, to_rgb
-from ..media.deinterlace import DETECT_FRAMES, Deinterlacer, Detection, detect
+from ..media.deinterlace import DETECT_FRAMES, CombingWatch, Deinterlacer, Detection, detect
 from ..media.probe import MediaError, expected_frames, frame_rate, open_input
 from ..media.timestamps import SHOWN, Monotonic, limit_of
 from ..pipeline.frames import AudioChunk, AudioInfo, FrameBatch, VideoInfo
@@ -99,6 +99,8 @@ class Decode(Stage):
         frames = self.expected
         field_order = _field_order(video, first)
         self._deint: Deinterlacer | None = None
+        self._watch: CombingWatch | None = None
+        self._deinterlaced = 0  # frames that went through the deinterlacer
         if self.deinterlace != "off":
             self.detection = detect(video, self._pending)
             if self.deinterlace == "on" or self.detection.interlaced:
@@ -106,6 +108,12 @@ class Decode(Stage):
                 field_order = "progressive"
                 if self.deinterlace_rate == "field":
                     self._tb, rate, frames = self._deint.time_base, rate and rate * 2, frames and frames * 2
+            else:  # auto, progressive so far: keep measuring, and deinterlace from where combing appears
+                self._watch = CombingWatch(video)
+                for frame in self._pending:
+                    self._watch.push(frame)
+                if self.deinterlace_rate == "field":  # the field time base, in case the rate doubles later
+                    self._tb = Fraction(video.time_base or Fraction(1, 90000)) / 2
         self._step = round(1 / (rate * self._tb)) if rate else 1
         self._next_pts: int | None = None
         self._video_pts = Monotonic("video", self._tb, self._step)
@@ -194,15 +202,33 @@ class Decode(Stage):
                          f"allows (raise it to keep what can be read)")
 
     def _pictures(self) -> Iterator[av.VideoFrame]:
-        """The frames to emit: the decoded ones, deinterlaced when asked or detected."""
+        """The frames to emit: the decoded ones, deinterlaced when asked or detected (from the start, or for
+        ``auto`` from where combing appears)."""
         pending, self._pending = self._pending, []
-        decoded = itertools.chain(pending, self._source)
-        if self._deint is None:
-            yield from decoded
-            return
-        for frame in decoded:
-            yield from self._deint.push(frame)
-        yield from self._deint.push(None)
+        for frame in itertools.chain(pending, self._watched(self._source)):
+            if self._deint is None:
+                yield frame
+            else:
+                self._deinterlaced += 1
+                yield from self._deint.push(frame)
+        if self._deint is not None:
+            yield from self._deint.push(None)
+
+    def _watched(self, frames: Iterator[av.VideoFrame]) -> Iterator[av.VideoFrame]:
+        """``frames``, measured for combing while ``auto`` has found none."""
+        for frame in frames:
+            if self._deint is None and self._watch is not None:
+                order = self._watch.push(frame)
+                if order is not None:
+                    self._start_deinterlacing(order, frame)
+            yield frame
+
+    def _start_deinterlacing(self, order: str, frame: av.VideoFrame) -> None:
+        self._deint = Deinterlacer(self._video, order, self.deinterlace_rate)
+        self._watch = None
+        at = float(frame.pts * frame.time_base) if frame.pts is not None and frame.time_base else 0.0
+        self._warn(f"'{self.path}': combing appeared at {at:.3f} s ({order}) after a progressive start: "
+                   f"deinterlaced from there on (decode.deinterlace: on deinterlaces the whole file)")
 
     def _account(self, emitted: int) -> None:
         """End of stream: warn about damage and truncation, enforce ``max_damaged`` and the frame invariant."""
@@ -225,7 +251,7 @@ class Decode(Stage):
         lost, total = self.damaged + missing, max(self.expected or 0, self.decoded + self.damaged)
         if lost > limit_of(self.max_damaged, total):
             self._too_damaged(f"{lost} of {total} frames are damaged or missing")
-        want = self.decoded * (2 if self._field_rate else 1)
+        want = self.decoded + (self._deinterlaced if self._field_rate else 0)
         if emitted != want:
             raise FrameCountError(f"decoded {self.decoded} frames but emitted {emitted} (expected {want})")
 
