@@ -16,7 +16,7 @@ from .signals import EOS, StageFailure
 from .stage import Stage, iter_results, port_kind
 
 POLL_S = 0.05      # how often blocked waits look at the cancel flag
-JOIN_S = 2.0       # how long a stop may take before the threads that did not stop are named
+JOIN_S = 1.5       # how long a stop may wait for the stage threads before it abandons the busy ones
 
 
 class _Stop(Exception):
@@ -111,6 +111,7 @@ class Runner:
         self._lock = threading.Lock()
         self.abandoned: list[str] = []
         self._live = 0      # stage threads not yet ended
+        self._ended = threading.Condition(self._lock)  # notified as each one ends
         self._waiting = 0   # of those, how many are inside a blocking get or put
 
     def _count_wait(self, delta: int) -> None:
@@ -259,8 +260,6 @@ class Runner:
             self._fail(node, exc)
             self._broadcast(node, StageFailure(node.name))
         finally:
-            with self._lock:
-                self._live -= 1
             stats.wall_s = time.perf_counter() - t_start
             stats.busy_s = max(0.0, stats.wall_s - stats.wait_s)
             with node.lock:
@@ -268,6 +267,9 @@ class Runner:
                 late = node.abandoned
             if late:  # the run has already returned: nobody else may touch this stage now
                 safe_teardown(node, ok=False)
+            with self._ended:
+                self._live -= 1
+                self._ended.notify_all()
 
     @staticmethod
     def _note_pts(stats: StageStats, item: Any) -> None:
@@ -290,16 +292,20 @@ class Runner:
         for t in threads.values():
             t.start()
         try:
-            while not self.cancel.is_set() and any(t.is_alive() for t in threads.values()):
-                for t in threads.values():
-                    t.join(timeout=tick_s / len(threads))
+            # waits on a condition, never in Thread.join: a KeyboardInterrupt inside join (Python < 3.12)
+            # marks the joined thread as ended while it still runs
+            while not self.cancel.is_set() and not self._wait_ended(tick_s):
                 if on_tick is not None:
                     on_tick()
         except KeyboardInterrupt as e:  # Ctrl-C, or a stop signal the CLI turned into one
             interrupt = e
         finally:
             self.cancel.set()  # whatever happened in this loop, no stage runs on headless
-            self.abandoned = self._join_all(threads)
+            self._wait_ended(JOIN_S)
+            self.abandoned = [n.name for n in self.nodes if n.abandon()]
+            for name, t in threads.items():
+                if name not in self.abandoned:
+                    t.join(timeout=POLL_S)  # it has left the stage's code; let the thread itself end
         if on_tick is not None:
             on_tick()
         if self._error is not None:
@@ -312,12 +318,13 @@ class Runner:
         if any(n.stats.state != "done" for n in self.nodes):
             raise Cancelled(f"the run was cancelled: {stopped}; partial output was removed")
 
-    def _join_all(self, threads: dict[str, threading.Thread]) -> list[str]:
-        """Join every thread within ``JOIN_S`` in all; returns the stages abandoned inside their code."""
-        deadline = time.monotonic() + JOIN_S
-        for t in threads.values():
-            t.join(timeout=max(0.0, deadline - time.monotonic()))
-        return [n.name for n in self.nodes if threads[n.name].is_alive() and n.abandon()]
+    def _wait_ended(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` for every stage thread to end; True if they all have."""
+        deadline = time.monotonic() + timeout
+        with self._ended:
+            while self._live and (left := deadline - time.monotonic()) > 0:
+                self._ended.wait(left)
+            return self._live == 0
 
 
 def safe_teardown(node: Node, ok: bool) -> VflowError | None:
