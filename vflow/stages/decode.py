@@ -26,13 +26,16 @@ AUDIO_PACKETS_PER_CHUNK = 32
 class Decode(Stage):
     """Decode a video file into RGB frame batches (and pass its audio packets on).
 
-    Colours are converted with the stream's matrix and range (untagged: BT.709 from 720 lines, else
-    BT.601; limited range), rotation metadata is applied, and each frame keeps its own pts, so
-    variable frame rate survives. Missing pts (raw .h264) are counted on from the frame duration.
+    Colours are converted exactly with the stream's matrix, range and chroma siting (untagged: BT.709
+    from 720 lines, else BT.601; limited range), rotation metadata is applied, and each frame keeps its
+    own pts, so variable frame rate survives. Missing pts (raw .h264) are counted on from the frame
+    duration; pts that repeat or jump back (joined camcorder segments) are repaired, with a warning.
     Interlaced video (VHS/DV captures) is deinterlaced with FFmpeg's ``bwdif`` on the decoder's own
     YUV frames: ``deinterlace: auto`` trusts the field-order tag unless FFmpeg's ``idet`` combing
-    measurement on the first frames clearly disagrees; ``deinterlace_rate: field`` gives one frame per
-    field (50i -> 50p) with exact pts.
+    measurement on the first frames clearly disagrees, and keeps measuring after a progressive start;
+    ``deinterlace_rate: field`` gives one frame per field (50i -> 50p) with exact pts. Damaged video is
+    skipped and reported, up to ``max_damaged`` (a fraction of the frames below 1, else a count);
+    ``stream`` picks the video stream of a file with several.
 
     ```yaml
     decode: {type: decode, params: {path: "${input}", batch: 8, deinterlace: auto, deinterlace_rate: field}}
