@@ -191,14 +191,14 @@ class Decode(Stage):
 
     def _damage(self, packet: av.Packet | None, error: av.FFmpegError) -> None:
         self.damaged += 1
-        at = f"at {float(packet.pts * packet.time_base):.3f} s" if packet is not None and packet.pts is not None \
-            and packet.time_base else f"after frame {self.decoded}"
+        at = self._last_damage = f"at {float(packet.pts * packet.time_base):.3f} s" \
+            if packet is not None and packet.pts is not None and packet.time_base else f"after frame {self.decoded}"
         if len(self._damage_notes) < SHOWN:
             self._damage_notes.append(f"'{self.path}': damaged video {at} could not be decoded "
                                       f"({getattr(error, 'strerror', None) or error}); skipped")
         total = max(self.expected or 0, self.decoded + self.damaged)
-        if self.max_damaged >= 1 and self.damaged > limit_of(self.max_damaged, total):
-            self._too_damaged(f"{self.damaged} damaged packets, the last {at}")
+        if (self.max_damaged >= 1 or self.expected) and self.damaged > limit_of(self.max_damaged, total):
+            self._too_damaged(f"{self.damaged} damaged packet(s) of {total}, the last {at}")  # fail early
 
     def _too_damaged(self, what: str) -> None:
         raise MediaError(f"input file '{self.path}': {what}, more than decode.max_damaged={self.max_damaged:g} "
@@ -253,7 +253,9 @@ class Decode(Stage):
             self._warn(note)
         lost, total = self.damaged + missing, max(self.expected or 0, self.decoded + self.damaged)
         if lost > limit_of(self.max_damaged, total):
-            self._too_damaged(f"{lost} of {total} frames are damaged or missing")
+            where = f" (the last damage {self._last_damage})" if self.damaged else \
+                f" (none after {float(self._next_pts or 0) * float(self._tb):.3f} s)"
+            self._too_damaged(f"{lost} of {total} frames are damaged or missing{where}")
         want = self.decoded + (self._deinterlaced if self._field_rate else 0)
         if emitted != want:
             raise FrameCountError(f"decoded {self.decoded} frames but emitted {emitted} (expected {want})")
