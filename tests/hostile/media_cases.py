@@ -115,6 +115,19 @@ def write_two_video_streams(path: Path, frames: int = 10) -> None:
             out.mux(s.encode(None))
 
 
+def write_with_attachment(path: Path, frames: int = 10) -> None:
+    """Matroska with a file attached (as family archives attach notes or cover pictures)."""
+    with av.open(str(path), "w") as out:
+        v = out.add_stream("libx264", rate=RATE, options={"preset": "ultrafast"})
+        v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
+        out.add_attachment("notes.txt", "text/plain", b"Grandma's birthday, 1987")
+        for i in range(frames):
+            f = av.VideoFrame.from_ndarray(bars(i), format="rgb24")
+            f.pts = i
+            out.mux(v.encode(f))
+        out.mux(v.encode(None))
+
+
 def write_grey(path: Path, y: int, frames: int = 3) -> None:
     """Lossless FFV1 yuv420p frames of one luma code value (chroma neutral)."""
     with av.open(str(path), "w") as out:
@@ -157,4 +170,4 @@ def partials(folder: Path) -> list[str]:
 
 
 __all__ = ["RATE", "bars", "corrupt_packet", "digest", "partials", "truncate", "write_grey", "write_joined",
-           "write_repeated_pts", "write_test_clip", "write_title_then_combed", "write_two_video_streams"]
+           "write_repeated_pts", "write_test_clip", "write_title_then_combed", "write_with_attachment", "write_two_video_streams"]

@@ -24,7 +24,7 @@ import pytest
 from helpers_media import REPO, VIDEO_DIR
 from media_cases import (
     corrupt_packet, digest, partials, truncate, write_grey, write_joined, write_repeated_pts, write_test_clip,
-    write_title_then_combed, write_two_video_streams,
+    write_title_then_combed, write_two_video_streams, write_with_attachment,
 )
 
 from vflow.cli import main
@@ -314,6 +314,8 @@ CASES: dict[str, Case] = {
                                 check=warns("2 video streams", "dropped", frames=10)),
     "second-video-stream-chosen": Case(on(made(write_two_video_streams, "two.mkv"), COPY, "--set",
                                           "decode.stream=1", *FAST), check=n_frames(10)),
+    "attachment-not-carried": Case(on(made(write_with_attachment, "att.mkv"), COPY, *FAST),
+                                   check=warns("attachment stream 1", "not carried", frames=10)),
     # colour
     "lossless-copy-bias": Case(on(made(write_ramp, "ramp.mkv"), COPY, *FFV1, out="out.mkv"),
                                check=lossless_bias),

@@ -77,6 +77,11 @@ class Decode(Stage):
                                for i, s in enumerate(videos) if i != self.stream_index)
             ctx.warn(f"'{self.path}' has {len(videos)} video streams; only stream {self.stream_index} is "
                      f"restored, video stream(s) {others} are dropped (decode.stream chooses)")
+        dropped = [f"{st.type} stream {st.index} ({st.codec_context.name if st.codec_context else '?'})"
+                   for st in container.streams if st.type not in ("video", "audio")
+                   and not (st.type == "data" and _is_timecode(st))]
+        if dropped:  # a timecode track is carried as the timecode tag instead
+            ctx.warn(f"'{self.path}': {', '.join(dropped)} not carried to the output")
         video = self._video = videos[self.stream_index]
         video.thread_type = "AUTO"
         video.thread_count = self.threads
@@ -330,6 +335,12 @@ def _kept_tags(container: Any, video: Any) -> tuple[tuple[str, str], ...]:
     tags = {k.lower(): v for k, v in video.metadata.items() if k.lower() in ("timecode", "creation_time")}
     tags.update(container.metadata)
     return tuple((k, str(v)) for k, v in tags.items() if k.lower() not in _TECHNICAL_TAGS)
+
+
+def _is_timecode(stream: Any) -> bool:
+    """A QuickTime/MP4 timecode track (``tmcd``), which vflow carries as the ``timecode`` tag."""
+    tag = getattr(stream.codec_context, "codec_tag", "") if stream.codec_context else ""
+    return tag == "tmcd" or "timecode" in {k.lower() for k in stream.metadata}
 
 
 _FIELD_ORDERS = {1: "progressive", 2: "tff", 3: "bff", 4: "tb", 5: "bt"}  # AVFieldOrder
