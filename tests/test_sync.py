@@ -185,3 +185,20 @@ def test_audio_clean_adds_no_delay(tmp_path: Path, rate: int) -> None:
     assert [f.pts for f in frames[1:]] == ends, "the cleaned sound has a timestamp gap"
     got = click_times(y, 0.0, frames[0].sample_rate, list(clicks))
     assert max(abs(g - c) for g, c in zip(got, clicks)) < 1e-4, f"clicks moved: {got}"
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".mov"])
+def test_aac_priming_is_never_played_before_a_late_soundtrack(tmp_path: Path, suffix: str) -> None:
+    """A soundtrack that starts 0.25 s in, re-encoded to AAC: its clicks stay in sync, and the encoder's 1024
+    priming samples are skipped (the edit list skips them only for a track starting at 0: the sound is led
+    by digital silence from 0, never by the priming, which made it start 21 ms early)."""
+    src, out = tmp_path / "late.mkv", tmp_path / f"out{suffix}"
+    write_sync_clip(src, audio_start=0.25)
+    assert main(["run", str(REPO / "graphs" / "copy.yaml"), "-i", str(src), "-o", str(out), "-q", *CHEAP]) == 0
+    assert max(map(abs, offsets(out))) < TOLERANCE
+    with av.open(str(out)) as c:
+        frames = [f for f in c.decode(audio=0)]
+    assert float(frames[0].pts * frames[0].time_base) == 0.0
+    # up to the codec's own pre-echo (one 1024-sample transform before the tone starts): digital silence
+    lead = np.concatenate([f.to_ndarray() for f in frames], axis=1)[:, : int(0.2 * frames[0].sample_rate)]
+    assert np.abs(lead).max() < 1e-5, "something plays before the soundtrack starts"

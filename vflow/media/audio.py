@@ -126,13 +126,30 @@ class AudioFilter:
 
 class EncoderInput:
     """Any decoded frames -> what one opened encoder takes: its sample format, (ordered) layout, rate and
-    frame size (AAC: fltp, 1024 samples), timestamps kept, NaN turned to silence."""
+    frame size (AAC: fltp, 1024 samples), timestamps kept, NaN turned to silence.
 
-    def __init__(self, cc: av.audio.codeccontext.AudioCodecContext):
+    ``from_zero``: a stream that starts after 0 is preceded by silence from 0. MP4's muxer skips an encoder's
+    priming (AAC: 1024 samples) only when the first packet starts before 0; for a later start it plays the
+    priming just before the sound, which then starts 21 ms early. From 0, the priming is skipped and every
+    sample plays at its own time."""
+
+    def __init__(self, cc: av.audio.codeccontext.AudioCodecContext, from_zero: bool = False):
         variable = cc.codec.capabilities & 0x10000  # AV_CODEC_CAP_VARIABLE_FRAME_SIZE
         self.resampler = av.AudioResampler(format=cc.format, layout=cc.layout, rate=cc.sample_rate,
                                            frame_size=None if variable or not cc.frame_size else cc.frame_size)
+        self._from_zero = from_zero
 
     def push(self, frame: av.AudioFrame | None) -> list[av.AudioFrame]:
         """Converted frames out for one frame in (``None`` flushes the last, shorter frame)."""
-        return [finite(f) for f in self.resampler.resample(frame)]
+        lead: list[av.AudioFrame] = []
+        if frame is not None and frame.pts is not None and frame.time_base is not None:
+            # in 1/rate, as the silence is: the resampler counts on from the time base it saw first
+            frame.pts = round(frame.pts * Fraction(frame.time_base) * frame.sample_rate)
+            frame.time_base = Fraction(1, frame.sample_rate)
+        if self._from_zero and frame is not None and frame.pts is not None:
+            self._from_zero = False
+            gap = frame.pts
+            for start in range(0, max(gap, 0), 1 << 16):
+                lead += self.resampler.resample(silent_frame(frame.sample_rate, frame.layout, frame.format.name,
+                                                             min(1 << 16, gap - start), start))
+        return [finite(f) for f in lead + list(self.resampler.resample(frame))]

@@ -199,7 +199,7 @@ class Encode(Stage):
                     self._astreams.append(self._add_audio_encoder(out, template))
                 self._decoders.append(None if copy else decoder_for(template))
             out.start_encoding()
-            self._feeds = [None if copy else EncoderInput(a.codec_context)
+            self._feeds = [None if copy else EncoderInput(a.codec_context, from_zero=self.format in _PLAYABLE_ONLY)
                            for a, copy in zip(self._astreams, self.copy_audio)]
         except BaseException:
             out.close()
