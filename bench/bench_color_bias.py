@@ -150,6 +150,23 @@ def main() -> None:
                 print(f"| {pix_fmt} | {name} | {', '.join(f'{x:+.3f}' for x in vb)} | {vmax:.2f} | {vpsnr:.1f} dB "
                       f"| {', '.join(f'{x:+.3f}' for x in sb)} | {spsnr:.1f} dB |")
         print()
+        print("| real file, copied as it is | vflow bias R, G, B | vflow max | swscale bias R, G, B |")
+        print("|---|---|---|---|")
+        for clip in [VIDEO / "interlaced_dv_ntsc_sony_good_quality_5frames.dv",
+                     VIDEO / "interlaced_dv_ntsc_sony_perfect_1frame.dv"]:
+            dst = t / f"{clip.stem}.mkv"
+            vflow_copy(clip, dst)
+            src_frames = frames(clip)
+            name = src_frames[0].format.name
+            ref = [reference(f, name, 6) for f in src_frames]  # DV: BT.601, limited range
+            out = [f.to_ndarray(format="rgb24") for f in frames(dst)]
+            sws = [f.to_ndarray(format="rgb24", src_colorspace=Colorspace.ITU601, src_color_range=ColorRange.MPEG,
+                                dst_color_range=ColorRange.JPEG) for f in src_frames]
+            vb, vmax, _ = figures(out, ref)
+            sb, _, _ = figures(sws, ref)
+            print(f"| {clip.name} ({name}) | {', '.join(f'{x:+.3f}' for x in vb)} | {vmax:.2f} "
+                  f"| {', '.join(f'{x:+.3f}' for x in sb)} |")
+        print()
         print("| passes through yuv420p (FFV1) | bias R, G, B against the original RGB |")
         print("|---|---|")
         src = t / "rgb.mkv"
