@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import sys
-
-from .stopping import Interrupted, stop_signals
+from .stopping import stop_signals
 
 
 def main() -> int:
-    with stop_signals():
-        try:
-            from .cli import main as cli_main
-        except Interrupted as e:
-            print(f"vflow: interrupted ({e.what}) while starting; nothing was written", file=sys.stderr)
-            return 128 + e.signum
-    return cli_main()
+    with stop_signals():  # a stop signal while torch and the stages load exits at once (vflow.stopping)
+        from .cli import main as cli_main
+
+        return cli_main()
 
 
 if __name__ == "__main__":

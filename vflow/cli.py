@@ -17,10 +17,10 @@ from rich.table import Table
 
 from .pipeline import Cancelled, Pipeline, Report, StageError, VflowError, available
 from .pipeline.graph import confirm_allow_modules
-from .pipeline.outputs import check_not_inputs, check_writable
+from .pipeline.outputs import PartialFile, check_not_inputs, check_writable
 from .pipeline.progress import LiveView
 from .pipeline.stage import stage_params
-from .stopping import Interrupted, stop_signals
+from .stopping import Interrupted, stop_signals, while_running
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -79,17 +79,20 @@ def _run(args: argparse.Namespace) -> int:
     error: VflowError | None = None
     t0 = time.perf_counter()
     try:
-        if args.quiet:
-            pipeline.run()
-        else:
-            with LiveView(stats, pipeline.warnings) as view:
-                pipeline.run(on_tick=view.tick)
+        with while_running():
+            if args.quiet:
+                pipeline.run()
+            else:
+                with LiveView(stats, pipeline.warnings) as view:
+                    pipeline.run(on_tick=view.tick)
     except VflowError as e:
         error = e
     if args.json:
         report = Report(error is None, time.perf_counter() - t0, {s.name: s for s in stats},
                         None if error is None else str(error), list(pipeline.warnings))
-        Path(args.json).write_text(json.dumps(report.to_dict(), indent=2))
+        report_file = PartialFile(args.json)
+        report_file.write_text(json.dumps(report.to_dict(), indent=2))
+        report_file.close(ok=True)
     if args.quiet and pipeline.warnings:  # the live view shows them otherwise
         for warning in pipeline.warnings:
             print(f"vflow: warning: {warning}", file=sys.stderr)

@@ -39,15 +39,15 @@ def write_test_clip(path: Path, frames: int, interlaced: bool = False, size: tup
         out.mux(s.encode(None))
 
 
-def write_ts_segment(path: Path, frames: int) -> None:
+def write_ts_segment(path: Path, frames: int, size: tuple[int, int] = (64, 48)) -> None:
     """An MPEG-TS camcorder-like segment: H.264 and MP2 audio, its clock starting where every segment's does."""
     with av.open(str(path), "w", format="mpegts") as out:
         v = out.add_stream("libx264", rate=RATE, options={"preset": "ultrafast"})
-        v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
+        (v.width, v.height), v.pix_fmt = size, "yuv420p"
         a = out.add_stream("mp2", rate=48000)
         a.layout = "stereo"
         for i in range(frames):
-            f = av.VideoFrame.from_ndarray(bars(i), format="rgb24")
+            f = av.VideoFrame.from_ndarray(bars(i, size[1], size[0]), format="rgb24")
             f.pts, f.time_base = i, Fraction(1, RATE)
             out.mux(v.encode(f))
         out.mux(v.encode(None))
@@ -58,12 +58,13 @@ def write_ts_segment(path: Path, frames: int) -> None:
         out.mux(a.encode(None))
 
 
-def write_joined(path: Path, frames: tuple[int, ...] = (50, 40)) -> None:
-    """Segments byte-joined as ``cat 00000.MTS 00001.MTS`` joins them: the clock jumps back at each join."""
+def write_joined(path: Path, frames: tuple[int, ...] = (50, 40), sizes: tuple[tuple[int, int], ...] = ()) -> None:
+    """Segments byte-joined as ``cat 00000.MTS 00001.MTS`` joins them: the clock jumps back at each join;
+    ``sizes`` gives each segment its own picture size."""
     parts = []
     for i, n in enumerate(frames):
         seg = path.with_name(f"{path.stem}.seg{i}.ts")
-        write_ts_segment(seg, n)
+        write_ts_segment(seg, n, sizes[i] if sizes else (64, 48))
         parts.append(seg.read_bytes())
         seg.unlink()
     path.write_bytes(b"".join(parts))
@@ -170,4 +171,5 @@ def partials(folder: Path) -> list[str]:
 
 
 __all__ = ["RATE", "bars", "corrupt_packet", "digest", "partials", "truncate", "write_grey", "write_joined",
-           "write_repeated_pts", "write_test_clip", "write_title_then_combed", "write_with_attachment", "write_two_video_streams"]
+           "write_repeated_pts", "write_test_clip", "write_title_then_combed", "write_two_video_streams",
+           "write_with_attachment"]

@@ -6,6 +6,7 @@ error fails. Runtime: about 10 s on 2 cores."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -43,8 +44,11 @@ def mutate(data: bytes, edits: list[tuple[float, bytes]], cut: float | None) -> 
     return bytes(out[: max(1, int(cut * len(out)))] if cut is not None else out)
 
 
+EXAMPLES = int(os.environ.get("VFLOW_FUZZ_EXAMPLES", "200"))  # a longer hunt: VFLOW_FUZZ_EXAMPLES=5000
+
+
 @pytest.mark.timeout(600)
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(name=st.sampled_from(["a.mp4", "a.mkv", "a.ts", *(p.name for p in REAL)]),
        edits=st.lists(mutation, min_size=1, max_size=6), cut=st.none() | st.floats(0.05, 1),
        encode=st.booleans())

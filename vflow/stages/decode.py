@@ -99,6 +99,7 @@ class Decode(Stage):
         first = self._pending[0]
         self._color = color_of(first)
         self._rotation = int(first.rotation or 0) % 360
+        self._size, self._size_changes = (first.width, first.height), 0
         w, h = (first.height, first.width) if self._rotation in (90, 270) else (first.width, first.height)
 
         rate = frame_rate(video)
@@ -271,12 +272,13 @@ class Decode(Stage):
         seq = emitted = 0
         for frame in self._pictures():
             emitted += 1
-            rgb = self._rgb(frame)
+            at = self._pts_of(frame)
+            rgb = self._rgb(frame, at)
             if buf is None:  # each frame is converted straight into its batch: one copy, no np.stack pass
                 # numpy's allocator reuses freed batches; torch.empty maps fresh pages (faults, zeroing)
                 buf = torch.from_numpy(np.empty((self.batch, *rgb.shape), np.uint8))
             buf.numpy()[len(pts)] = rgb  # numpy's copy: torch's OpenMP copy stalls on a busy machine
-            pts.append(self._pts_of(frame))
+            pts.append(at)
             if len(pts) == self.batch:
                 yield from self._audio_chunks()
                 yield "video", self._batch(buf, pts, seq)
@@ -288,7 +290,14 @@ class Decode(Stage):
         yield from self._audio_chunks()
         self._account(emitted)
 
-    def _rgb(self, frame: av.VideoFrame) -> np.ndarray:
+    def _rgb(self, frame: av.VideoFrame, pts: int) -> np.ndarray:
+        if (frame.width, frame.height) != self._size:  # as FFmpeg does: scaled to the size the stream began with
+            if not self._size_changes:
+                w, h = self._size
+                self._warn(f"'{self.path}': the picture size changes from {w}x{h} to {frame.width}x"
+                           f"{frame.height} at {float(pts * self._tb):.3f} s (joined recordings?): scaled to {w}x{h}")
+            self._size_changes += 1
+            frame = frame.reformat(width=self._size[0], height=self._size[1], interpolation="BICUBIC")
         rgb = to_rgb(frame, self._color)
         if self._rotation:
             rgb = np.ascontiguousarray(np.rot90(rgb, k=self._rotation // 90))
