@@ -53,6 +53,13 @@ def _parser() -> argparse.ArgumentParser:
     m = sub.add_parser("models", help="list the model zoo, or convert its weights (import-ncnn)")
     m.add_argument("action", nargs="?", choices=["list", "import-ncnn"], default="list")
     m.add_argument("names", nargs="*", help="models to convert (default: all)")
+    d = sub.add_parser("degrade", help="show the training degradation chain on an image or clip as a PNG grid")
+    d.add_argument("input", help="an image or a video (its first frames)")
+    d.add_argument("-o", "--output", required=True, help="the PNG grid to write")
+    d.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    d.add_argument("--frames", type=int, default=3, help="frames to show, as rows (default 3)")
+    d.add_argument("--scale", type=int, choices=[1, 2], default=1, help="1: same size; 2: half size (SR pairs)")
+    d.add_argument("--size", type=int, default=256, help="longest side of the clean clip, px (default 256)")
     return p
 
 
@@ -148,6 +155,15 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _degrade(args: argparse.Namespace) -> int:
+    from .train.preview import preview
+
+    if args.frames < 1 or args.size < 16:
+        raise VflowError(f"--frames must be at least 1 and --size at least 16 (got {args.frames}, {args.size})")
+    print(preview(args.input, args.output, args.seed, args.frames, args.scale, args.size))
+    return 0
+
+
 def _models(args: argparse.Namespace) -> int:
     from .models import import_ncnn, list_models
 
@@ -180,7 +196,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _main(argv: Sequence[str] | None) -> int:
     args = _parser().parse_args(argv)
     command = {"run": _run, "check": _check, "stages": _stages, "models": _models,
-               "eval": _eval, "bench": _bench}[args.command]
+               "eval": _eval, "bench": _bench, "degrade": _degrade}[args.command]
     try:
         return command(args)
     except Cancelled as e:
