@@ -1,4 +1,4 @@
-"""The command line: ``vflow run | check | stages``."""
+"""The command line: ``vflow run | check | stages | eval | bench | models | degrade``."""
 
 from __future__ import annotations
 
