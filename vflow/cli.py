@@ -1,4 +1,4 @@
-"""The command line: ``vflow run | check | stages | eval | bench | models | degrade``."""
+"""The command line: ``vflow run | check | stages | eval | bench | models | degrade | train``."""
 
 from __future__ import annotations
 
@@ -60,6 +60,13 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--frames", type=int, default=3, help="frames to show, as rows (default 3)")
     d.add_argument("--scale", type=int, choices=[1, 2], default=1, help="1: same size; 2: half size (SR pairs)")
     d.add_argument("--size", type=int, default=256, help="longest side of the clean clip, px (default 256)")
+    t = sub.add_parser("train", help="train our restoration GAN from a recipe (e.g. configs/film1x.yaml)")
+    t.add_argument("config", help="the training config (YAML)")
+    t.add_argument("--resume", action="store_true", help="continue identically from the config's last checkpoint")
+    t.add_argument("--steps", type=int, help="stop at this step (counting resumed ones; default: the config's)")
+    t.add_argument("--device", choices=["cpu", "cuda"], help="default: the config's (auto: CUDA when there is one)")
+    t.add_argument("--set", action="append", default=[], metavar="KEY.SUB=VALUE", help="override a config value")
+    t.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     return p
 
 
@@ -164,6 +171,24 @@ def _degrade(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train(args: argparse.Namespace) -> int:
+    from .train.loop import load_config, train
+
+    try:
+        cfg = load_config(args.config, args.set)
+        if args.steps is not None:
+            cfg["train"]["steps"] = args.steps
+        if args.device:
+            cfg["train"]["device"] = args.device
+        history = train(cfg, resume=args.resume, quiet=args.quiet)
+    except (OSError, ValueError, KeyError) as e:   # a bad config, missing data, a run to resume or not
+        raise VflowError(f"train: {e}") from e
+    if history:
+        last = history[-1]
+        print(f"step {int(last['step'])}: " + " ".join(f"{k} {v:.4f}" for k, v in last.items() if k != "step"))
+    return 0
+
+
 def _models(args: argparse.Namespace) -> int:
     from .models import import_ncnn, list_models
 
@@ -196,7 +221,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _main(argv: Sequence[str] | None) -> int:
     args = _parser().parse_args(argv)
     command = {"run": _run, "check": _check, "stages": _stages, "models": _models,
-               "eval": _eval, "bench": _bench, "degrade": _degrade}[args.command]
+               "eval": _eval, "bench": _bench, "degrade": _degrade, "train": _train}[args.command]
     try:
         return command(args)
     except Cancelled as e:

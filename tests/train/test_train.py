@@ -1,0 +1,145 @@
+"""Training (vflow.train): the loss falls over 20 CPU steps, a checkpoint resumes to the identical next step,
+the data stream is repeatable and keeps its validation files out, the discriminator's shape and spectral
+norm, and ``vflow train``. Tiny synthetic data (a moving-pattern video and three photos), 32 px patches."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from vflow.cli import main
+from vflow.models.film import film
+from vflow.train.data import Clips, DataConfig, make_batch, splits
+from vflow.train.discriminator import UNetDiscriminator
+from vflow.train.loop import CHECKPOINT, train
+
+
+def pattern(h: int, w: int, shift: float, phase: float) -> np.ndarray:
+    y, x = np.meshgrid(np.arange(h, dtype=np.float32), np.arange(w, dtype=np.float32), indexing="ij")
+    xs = x - shift
+    rgb = np.stack([0.5 + 0.4 * np.sin(xs / 5 + phase), 0.5 + 0.4 * np.cos(y / 7 + phase),
+                    ((xs // 9 + y // 9) % 2) * 0.6 + 0.2], -1)
+    return (rgb * 255).round().astype(np.uint8)
+
+
+def write_video(path: Path, frames: int = 12, size: tuple[int, int] = (64, 80), phase: float = 0.0) -> None:
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=12, options={"crf": "12"})
+        s.height, s.width, s.pix_fmt = size[0], size[1], "yuv420p"
+        for i in range(frames):
+            c.mux(s.encode(av.VideoFrame.from_ndarray(pattern(*size, 1.5 * i, phase), format="rgb24")))
+        c.mux(s.encode())
+
+
+def write_png(path: Path, phase: float) -> None:
+    with av.open(str(path), "w", format="image2") as c:
+        s = c.add_stream("png", rate=1)
+        s.height, s.width, s.pix_fmt = 72, 96, "rgb24"
+        c.mux(s.encode(av.VideoFrame.from_ndarray(pattern(72, 96, 0, phase), format="rgb24")))
+        c.mux(s.encode())
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("data")
+    (root / "video").mkdir()
+    (root / "images").mkdir()
+    write_video(root / "video" / "a.mp4", phase=0.0)
+    write_video(root / "video" / "b.mp4", phase=1.3)
+    for i in range(3):
+        write_png(root / "images" / f"p{i}.png", phase=0.7 * i)
+    return root
+
+
+def config(root: Path, out: Path, steps: int, **loss: Any) -> dict[str, Any]:
+    return {
+        "seed": 3,
+        "model": {"size": "film-s", "frames": 3, "scale": 1},
+        "discriminator": {"width": 8},
+        "data": {"root": str(root), "videos": ["video"], "images": ["images"], "val": ["video/b.mp4", "images/p2.png"],
+                 "patch": 32, "batch": 2, "workers": 0, "val_clips": 2, "val_patch": 32,
+                 "degrade_only": ["noise", "kernel_blur"]},
+        "loss": {"l1": 1.0, "ssim": 0.0, "fft": 0.0, "gan": 0.0, **loss},
+        "train": {"steps": steps, "warmup": 5, "lr_g": 2e-3, "lr_d": 1e-3, "ema": 0.9, "device": "cpu"},
+        "log": {"dir": str(out), "val_every": 10, "ckpt_every": 10},
+    }
+
+
+def test_loss_falls(data_root: Path, tmp_path: Path) -> None:
+    h = train(config(data_root, tmp_path / "run", 20), quiet=True)
+    l1 = [r["l1"] for r in h]
+    first, last = sum(l1[:5]) / 5, sum(l1[-5:]) / 5
+    assert last < 0.9 * first, l1
+    assert all(math.isfinite(r["val_psnr"]) for r in h if "val_psnr" in r)
+    w = load_file(str(tmp_path / "run" / "film_ema.safetensors"))
+    assert set(w) == set(film("film-s", 3).state_dict())
+
+
+def test_resume_is_identical(data_root: Path, tmp_path: Path) -> None:
+    gan = {"ssim": 0.1, "fft": 0.05, "gan": 0.05, "fm": 0.05}
+    whole = train(config(data_root, tmp_path / "a", 12, **gan), quiet=True)
+    assert "d" in whole[-1] and "fm" in whole[-1]          # the GAN is on after the warm-up
+    train(config(data_root, tmp_path / "b", 10, **gan), quiet=True)
+    with pytest.raises(FileExistsError):
+        train(config(data_root, tmp_path / "b", 12, **gan), quiet=True)
+    rest = train(config(data_root, tmp_path / "b", 12, **gan), resume=True, quiet=True)
+    assert [r["step"] for r in rest] == [11.0, 12.0]
+    assert rest == whole[10:]                               # bit-identical losses
+    a = torch.load(tmp_path / "a" / CHECKPOINT, weights_only=False)
+    b = torch.load(tmp_path / "b" / CHECKPOINT, weights_only=False)
+    for key in ("g", "d", "ema"):
+        assert all(torch.equal(a[key][k], b[key][k]) for k in a[key]), key
+
+
+def test_data_repeatable_and_split(data_root: Path) -> None:
+    cfg = DataConfig(root=data_root, videos=["video"], images=["images"], val=["video/b.mp4", "images/p2.png"],
+                     frames=3, patch=(32, 64), batch=3, seed=5)
+    train_src, val_src = splits(cfg)
+    assert {p.name for p in train_src.videos + train_src.images} == {"a.mp4", "p0.png", "p1.png"}
+    assert {p.name for p in val_src.videos + val_src.images} == {"b.mp4", "p2.png"}
+    it = iter(Clips(cfg, start=4))
+    d1, c1 = next(it)
+    d2, c2 = make_batch(train_src, cfg, 5, 4)
+    assert torch.equal(d1, d2) and torch.equal(c1, c2)
+    assert d1.shape[:3] == (3, 3, 3) and c1.shape[-1] == d1.shape[-1] and c1.shape[-1] in (32, 48, 64)
+    assert not torch.equal(make_batch(train_src, cfg, 5, 5)[1][:, :, :32, :32], c1[:, :, :32, :32])
+    # the stream never opens a validation file
+    opened: list[str] = []
+    real_open = av.open
+
+    def spy(path: Any, *a: Any, **k: Any) -> Any:
+        opened.append(Path(str(path)).name)
+        return real_open(path, *a, **k)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(av, "open", spy)
+        for _ in range(6):
+            next(it)
+    assert opened and not {"b.mp4", "p2.png"} & set(opened)
+
+
+def test_discriminator() -> None:
+    d = UNetDiscriminator(width=8)
+    out, feats = d(torch.rand(2, 3, 36, 44), features=True)
+    assert out.shape == (2, 1, 36, 44) and len(feats) == 4
+    sn = [n for n, _ in d.named_modules() if n.endswith("parametrizations.weight")]
+    assert len(sn) == 8 and not hasattr(d.conv0, "parametrizations")
+
+
+def test_cli_train(data_root: Path, tmp_path: Path) -> None:
+    import yaml
+
+    cfg = config(data_root, tmp_path / "run", 100)
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    assert main(["train", str(path), "--steps", "2", "-q", "--device", "cpu"]) == 0
+    assert main(["train", str(path), "--steps", "3", "-q", "--resume"]) == 0
+    assert torch.load(tmp_path / "run" / CHECKPOINT, weights_only=False)["step"] == 3
+    assert main(["train", str(path), "--steps", "3", "-q"]) == 2     # refuses to overwrite a run

@@ -1,0 +1,205 @@
+"""Training data: clean clips streamed from the clean videos and the photo sets, degraded on the fly.
+
+Every batch is a pure function of ``(seed, batch index)``: it picks its sources, windows, crops and the
+degradation from generators seeded by both, so a run is repeatable, any number of DataLoader workers gives
+the same stream, and resuming needs only the index of the next batch (the data position). Nothing is loaded
+ahead: a video is decoded from its start up to a random window of ``frames`` frames, a photo is decoded
+(JPEGs downscaled x2 to hide their own compression), cropped and turned into a slow pan/zoom clip.
+
+Validation is its own split: files named in the config are held out of training entirely, and the validation
+batches are drawn from them with their own seed, once.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import av
+import torch
+import torch.nn.functional as F
+from torch.utils.data import IterableDataset, get_worker_info
+
+from ..models.film import window_indices
+from .degrade import degrade, pan_zoom_clip
+
+VIDEO_EXT = {".mp4", ".mkv", ".mov", ".y4m", ".h264", ".264", ".avi", ".webm"}
+IMAGE_EXT = {".jpg", ".jpeg", ".png"}
+CUT = 0.12          # mean absolute difference of consecutive frames taken as a scene cut
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the clean data is and how batches are drawn. Paths are relative to ``root``; a directory in
+    ``videos``/``images`` means its files; ``val`` files are held out of training."""
+
+    root: Path
+    videos: Sequence[str] = ()
+    images: Sequence[str] = ()
+    val: Sequence[str] = ()
+    frames: int = 5
+    scale: int = 1
+    patch: tuple[int, int] = (96, 128)       # side drawn per batch, in steps of 16 (or one value)
+    batch: int = 8
+    video_fraction: float = 0.5              # chance a clip comes from a video (when both kinds exist)
+    seed: int = 0
+    val_clips: int = 16
+    val_patch: int = 128
+    val_seed: int = 1_000_003
+    degrade_only: Sequence[str] | None = None   # limit the chain (operators or families), e.g. for tests
+
+
+@dataclass
+class Sources:
+    """The files of one split."""
+
+    videos: list[Path] = field(default_factory=list)
+    images: list[Path] = field(default_factory=list)
+
+
+def _expand(root: Path, names: Sequence[str], exts: set[str]) -> list[Path]:
+    out: list[Path] = []
+    for name in names:
+        p = (root / name).resolve()
+        if p.is_dir():
+            out += sorted(f for f in p.iterdir() if f.suffix.lower() in exts)
+        elif p.is_file():
+            out.append(p)
+        else:
+            raise FileNotFoundError(f"training data: {p} does not exist")
+    return out
+
+
+def splits(cfg: DataConfig) -> tuple[Sources, Sources]:
+    """(train, validation) files. Validation files never appear in training."""
+    videos, images = _expand(cfg.root, cfg.videos, VIDEO_EXT), _expand(cfg.root, cfg.images, IMAGE_EXT)
+    held = {(cfg.root / v).resolve() for v in cfg.val}
+    missing = held - set(videos) - set(images)
+    if missing:
+        raise FileNotFoundError(f"validation files not among the data: {', '.join(map(str, sorted(missing)))}")
+    train = Sources([v for v in videos if v not in held], [i for i in images if i not in held])
+    val = Sources([v for v in videos if v in held], [i for i in images if i in held])
+    if not (train.videos or train.images) or not (val.videos or val.images):
+        raise ValueError("training data: both the training and the validation split need at least one file")
+    return train, val
+
+
+_COUNTS: dict[Path, int] = {}
+
+
+def frame_count(path: Path) -> int:
+    """Frames in a video (decoded once and cached: raw streams carry no count)."""
+    if path not in _COUNTS:
+        with av.open(str(path)) as c:
+            s = c.streams.video[0]
+            _COUNTS[path] = s.frames or sum(1 for _ in c.decode(s))
+    return _COUNTS[path]
+
+
+def read_window(path: Path, start: int, frames: int) -> torch.Tensor:
+    """Frames ``start .. start + frames - 1`` of a video as (T, 3, H, W) uint8, decoded from the start
+    (exact and repeatable for any container, even raw streams without timestamps)."""
+    out = []
+    with av.open(str(path)) as c:
+        s = c.streams.video[0]
+        s.thread_count = 1
+        for i, f in enumerate(c.decode(s)):
+            if i >= start:
+                out.append(torch.from_numpy(f.to_ndarray(format="rgb24")).permute(2, 0, 1))
+                if len(out) == frames:
+                    break
+    while len(out) < frames:          # a short file: repeat its last frame
+        out.append(out[-1])
+    return torch.stack(out)
+
+
+def load_image(path: Path) -> torch.Tensor:
+    """A photo as (3, H, W) float in [0, 1]; JPEGs downscaled x2 (antialiased)."""
+    with av.open(str(path)) as c:
+        img = torch.from_numpy(next(c.decode(video=0)).to_ndarray(format="rgb24")).permute(2, 0, 1).float() / 255
+    if path.suffix.lower() in (".jpg", ".jpeg"):
+        img = F.interpolate(img[None], scale_factor=0.5, mode="bilinear", antialias=True, align_corners=False)[0]
+    return img.clamp(0, 1)
+
+
+def _video_clip(path: Path, size: int, frames: int, rng: random.Random) -> torch.Tensor:
+    n = frame_count(path)
+    clip = read_window(path, rng.randrange(max(1, n - frames + 1)), frames)
+    h, w = clip.shape[-2:]
+    # a random zoom out (down to half size) where the frame allows: more scene in a patch, less blur
+    lo = max(size / min(h, w), 0.5)
+    crop = min(min(h, w), round(size / rng.uniform(min(lo, 1.0), 1.0)))
+    y, x = rng.randrange(h - crop + 1), rng.randrange(w - crop + 1)
+    clip = clip[..., y : y + crop, x : x + crop].float() / 255
+    if crop != size:
+        clip = F.interpolate(clip, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    diffs = (clip[1:] - clip[:-1]).abs().mean((1, 2, 3))
+    scene = [0] + torch.cumsum((diffs > CUT).long(), 0).tolist()
+    return clip[window_indices(frames, frames // 2, frames, scene)]     # never mix shots around the centre
+
+
+def _photo_clip(path: Path, size: int, frames: int, rng: random.Random, g: torch.Generator) -> torch.Tensor:
+    img = load_image(path)
+    h, w = img.shape[-2:]
+    crop = min(h, w, round(size * rng.uniform(1.0, 1.6)))
+    y, x = rng.randrange(h - crop + 1), rng.randrange(w - crop + 1)
+    return pan_zoom_clip(img[:, y : y + crop, x : x + crop], frames, (size, size), g)
+
+
+def clean_batch(src: Sources, cfg: DataConfig, rng: random.Random, g: torch.Generator, size: int,
+                clips: int) -> torch.Tensor:
+    """``clips`` clean clips (B, T, 3, size, size) from the files of one split."""
+    out = []
+    for _ in range(clips):
+        video = bool(src.videos) and (not src.images or rng.random() < cfg.video_fraction)
+        clip = (_video_clip(rng.choice(src.videos), size, cfg.frames, rng) if video
+                else _photo_clip(rng.choice(src.images), size, cfg.frames, rng, g))
+        out.append(clip.flip(-1) if rng.random() < 0.5 else clip)
+    return torch.stack(out).clamp(0, 1)
+
+
+def make_batch(src: Sources, cfg: DataConfig, seed: int, index: int, size: int | None = None,
+               clips: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Batch ``index`` of the stream ``seed``: (degraded (B, T, 3, s/scale, s/scale), clean centre
+    frames (B, 3, s, s)), the same for the same arguments."""
+    rng = random.Random(f"{seed}/{index}")
+    g = torch.Generator().manual_seed(rng.getrandbits(63))
+    lo, hi = cfg.patch
+    drawn = rng.choice(range(lo, hi + 1, 16)) if lo < hi else lo
+    size = size or drawn
+    clean = clean_batch(src, cfg, rng, g, size, clips or cfg.batch)
+    degraded = degrade(clean, cfg.scale, g, only=cfg.degrade_only).clips
+    return degraded, clean[:, cfg.frames // 2].contiguous()
+
+
+class Clips(IterableDataset):
+    """The endless training stream from batch ``start`` on: already batched (use ``batch_size=None``).
+    Worker ``w`` of ``k`` makes batches ``start + w, start + w + k, ...``; the DataLoader takes them in turn,
+    so the order is the same for any number of workers."""
+
+    def __init__(self, cfg: DataConfig, start: int = 0) -> None:
+        self.cfg, self.start = cfg, start
+        self.train = splits(cfg)[0]
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        info = get_worker_info()
+        w, k = (info.id, info.num_workers) if info is not None else (0, 1)
+        index = self.start + w
+        while True:
+            yield make_batch(self.train, self.cfg, self.cfg.seed, index)
+            index += k
+
+
+def validation(cfg: DataConfig, batch: int = 4) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """The fixed validation batches: ``val_clips`` clips of ``val_patch`` px from the held-out files."""
+    val = splits(cfg)[1]
+    n = cfg.val_clips
+    return [make_batch(val, cfg, cfg.val_seed, i, cfg.val_patch, min(batch, n - i * batch))
+            for i in range((n + batch - 1) // batch)]
+
+
+def one_thread(_: int) -> None:
+    """DataLoader ``worker_init_fn``: one torch thread per worker (two under contention were 20x slower)."""
+    torch.set_num_threads(1)
