@@ -41,7 +41,7 @@ def reference(frame: av.VideoFrame, color: ColorInfo) -> np.ndarray:
         return lo, np.minimum(lo + 1, m - 1), pos - lo
 
     def up(c: np.ndarray) -> np.ndarray:
-        y0, y1, wy = grid(h, c.shape[0], fmt.sy, fmt.cosited_y)
+        y0, y1, wy = grid(h, c.shape[0], fmt.sy, False)  # vertically between its rows
         rows = c[y0] * (1 - wy)[:, None] + c[y1] * wy[:, None]
         x0, x1, wx = grid(w, c.shape[1], fmt.sx, fmt.cosited_x)
         return rows[:, x0] * (1 - wx) + rows[:, x1] * wx

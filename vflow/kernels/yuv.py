@@ -7,8 +7,9 @@ stream says. These kernels compute in float32 from the matrix's own coefficients
 - chroma is interpolated bilinearly at its sited position on the way to RGB, and filtered at that same
   position on the way back ([1, 2, 1] / 4 across a co-sited sample, [1, 1] / 2 between two);
 - ``sx``, ``sy`` are the subsampling shifts (4:2:0 = 1, 1; 4:2:2 = 1, 0; 4:1:1 = 2, 0; 4:4:4 = 0, 0);
-- ``cosited_x``/``cosited_y`` say that a chroma sample sits on the first luma sample of its group (H.264's
-  and MPEG-2's "left" siting horizontally; "top-left" vertically) rather than between them.
+- ``cosited_x`` says that a chroma sample sits on the first luma column of its group (H.264's, MPEG-2's and
+  DV's "left" siting) rather than between them (JPEG). Vertically chroma sits between its rows: the
+  "top-left" siting of some BT.2020 streams is not told apart (PyAV does not give a frame's siting).
 
 Levels: luma = (code - ``yoff``) * ``yscale`` in [0, 1] and chroma = (code - ``coff``) * ``cscale`` in
 [-0.5, 0.5], so one kernel serves every range and bit depth; ``vmax`` is the largest RGB code value.
@@ -55,13 +56,12 @@ def _code(x: float, vmax: int) -> int:
 @serialised
 @nb.njit(nogil=True, cache=True, parallel=True)
 def yuv_to_rgb(y: np.ndarray, u: np.ndarray, v: np.ndarray, out: np.ndarray, sx: int, sy: int,
-               cosited_x: bool, cosited_y: bool, kr: float, kb: float, yoff: float, yscale: float,
+               cosited_x: bool, kr: float, kb: float, yoff: float, yscale: float,
                coff: float, cscale: float, vmax: int) -> None:
     """Planes ``y`` (H, W) and ``u``, ``v`` (subsampled) into ``out`` (H, W, 3) RGB with values 0..vmax."""
     h, w = y.shape
     ch, cw = u.shape
     kg = 1.0 - kr - kb
-    s = np.float32(vmax)
     rv = np.float32(2.0 * (1.0 - kr) * cscale * vmax)
     bu = np.float32(2.0 * (1.0 - kb) * cscale * vmax)
     gu = np.float32(2.0 * (1.0 - kb) * kb / kg * cscale * vmax)
@@ -70,7 +70,7 @@ def yuv_to_rgb(y: np.ndarray, u: np.ndarray, v: np.ndarray, out: np.ndarray, sx:
     yo = np.float32(yoff)
     co = np.float32(coff)
     xs0, xs1, wxs = _grid(w, sx, cosited_x, cw)
-    ys0, ys1, wys = _grid(h, sy, cosited_y, ch)
+    ys0, ys1, wys = _grid(h, sy, False, ch)
     for row in nb.prange(h):
         a, b, wy = ys0[row], ys1[row], wys[row]
         cu = np.empty(cw, np.float32)
@@ -104,52 +104,38 @@ def _taps(i: int, shift: int, cosited: bool, n: int) -> tuple[int, int, int, flo
     return a, min(a + 1, n - 1), a, 0.5, 0.5, 0.0
 
 
-@nb.njit(nogil=True, cache=True, inline="always")
-def _pick(k: int, i0: int, i1: int, i2: int, w0: float, w1: float, w2: float) -> tuple[int, float]:
-    if k == 0:
-        return i0, w0
-    if k == 1:
-        return i1, w1
-    return i2, w2
-
-
 @serialised
-@nb.njit(nogil=True, cache=True, parallel=True, fastmath=False)
+@nb.njit(nogil=True, cache=True, parallel=True)
 def rgb_to_yuv(rgb: np.ndarray, y: np.ndarray, u: np.ndarray, v: np.ndarray, sx: int, sy: int,
-               cosited_x: bool, cosited_y: bool, kr: float, kb: float, vin: int, yoff: float, yscale: float,
+               cosited_x: bool, kr: float, kb: float, vin: int, yoff: float, yscale: float,
                coff: float, cscale: float, ymax: int) -> None:
-    """(H, W, 3) RGB with values 0..vin into planes ``y``, ``u``, ``v`` (code values 0..ymax, rounded)."""
+    """(H, W, 3) RGB with values 0..vin into planes ``y``, ``u``, ``v`` (code values 0..ymax, rounded).
+
+    One pass per chroma row: the luma rows of its group are converted once (luma written, chroma averaged
+    over the group's rows, so it sits between them), then filtered along the row at the chroma siting."""
     h, w = y.shape
     ch, cw = u.shape
     kg = 1.0 - kr - kb
     inv = 1.0 / vin
-    for row in nb.prange(h):
-        for col in range(w):
-            r = rgb[row, col, 0] * inv
-            g = rgb[row, col, 1] * inv
-            b = rgb[row, col, 2] * inv
-            luma = kr * r + kg * g + kb * b
-            y[row, col] = min(max(int(np.floor(luma / yscale + yoff + 0.5)), 0), ymax)
+    ub = 1.0 / (2.0 * (1.0 - kb))
+    vr = 1.0 / (2.0 * (1.0 - kr))
+    group = 1 << sy
     for crow in nb.prange(ch):
-        r0, r1, r2, a0, a1, a2 = _taps(crow, sy, cosited_y, h)
+        first = crow * group
+        rows = min(group, h - first)  # the last group of an odd height has one row
+        ku, kv = ub / rows, vr / rows
+        cb = np.zeros(w)
+        cr = np.zeros(w)
+        for row in range(first, first + rows):
+            for col in range(w):
+                r = rgb[row, col, 0] * inv
+                g = rgb[row, col, 1] * inv
+                b = rgb[row, col, 2] * inv
+                luma = kr * r + kg * g + kb * b
+                y[row, col] = _code(luma / yscale + yoff, ymax)
+                cb[col] += (b - luma) * ku
+                cr[col] += (r - luma) * kv
         for ccol in range(cw):
-            c0, c1, c2, b0, b1, b2 = _taps(ccol, sx, cosited_x, w)
-            cb = 0.0
-            cr = 0.0
-            for k in range(3):
-                rr, wr = _pick(k, r0, r1, r2, a0, a1, a2)
-                if wr == 0.0:
-                    continue
-                for m in range(3):
-                    cc, wc = _pick(m, c0, c1, c2, b0, b1, b2)
-                    if wc == 0.0:
-                        continue
-                    r = rgb[int(rr), int(cc), 0] * inv
-                    g = rgb[int(rr), int(cc), 1] * inv
-                    b = rgb[int(rr), int(cc), 2] * inv
-                    luma = kr * r + kg * g + kb * b
-                    wgt = wr * wc
-                    cb += wgt * (b - luma) / (2.0 * (1.0 - kb))
-                    cr += wgt * (r - luma) / (2.0 * (1.0 - kr))
-            u[crow, ccol] = min(max(int(np.floor(cb / cscale + coff + 0.5)), 0), ymax)
-            v[crow, ccol] = min(max(int(np.floor(cr / cscale + coff + 0.5)), 0), ymax)
+            c0, c1, c2, w0, w1, w2 = _taps(ccol, sx, cosited_x, w)
+            u[crow, ccol] = _code((w0 * cb[c0] + w1 * cb[c1] + w2 * cb[c2]) / cscale + coff, ymax)
+            v[crow, ccol] = _code((w0 * cr[c0] + w1 * cr[c1] + w2 * cr[c2]) / cscale + coff, ymax)

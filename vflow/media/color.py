@@ -35,7 +35,6 @@ class Planar:
     sy: int
     depth: int
     cosited_x: bool = True    # H.264/MPEG-2/DV "left": chroma on the first luma column of its pair
-    cosited_y: bool = False
 
     @property
     def dtype(self) -> type:
@@ -95,7 +94,7 @@ def to_rgb(frame: av.VideoFrame, color: ColorInfo) -> np.ndarray:
     out = np.empty((frame.height, frame.width, 3), np.uint8)
     kr, kb = _KR_KB.get(color.matrix, _KR_KB[6])
     yuv_to_rgb(_plane(frame, 0, fmt.dtype), _plane(frame, 1, fmt.dtype), _plane(frame, 2, fmt.dtype), out,
-               fmt.sx, fmt.sy, fmt.cosited_x, fmt.cosited_y, kr, kb, *_levels(color, fmt.depth), 255)
+               fmt.sx, fmt.sy, fmt.cosited_x, kr, kb, *_levels(color, fmt.depth), 255)
     return out
 
 
@@ -115,6 +114,6 @@ def from_rgb(rgb: np.ndarray, pix_fmt: str, color: ColorInfo) -> av.VideoFrame:
     frame = av.VideoFrame(w, h, pix_fmt)
     kr, kb = _KR_KB.get(color.matrix, _KR_KB[6])
     rgb_to_yuv(np.ascontiguousarray(rgb), _plane(frame, 0, fmt.dtype), _plane(frame, 1, fmt.dtype),
-               _plane(frame, 2, fmt.dtype), fmt.sx, fmt.sy, fmt.cosited_x, fmt.cosited_y, kr, kb, 255,
+               _plane(frame, 2, fmt.dtype), fmt.sx, fmt.sy, fmt.cosited_x, kr, kb, 255,
                *_levels(color, fmt.depth), (1 << fmt.depth) - 1)
     return frame

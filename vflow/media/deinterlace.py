@@ -58,6 +58,12 @@ def _pull(sink: Any) -> list[av.VideoFrame]:
             return out
 
 
+def _idet_counts(frame: av.VideoFrame | None, keys: tuple[str, ...]) -> dict[str, int]:
+    """idet's multi-frame counts so far, from the metadata of the last frame it passed on."""
+    meta = frame.metadata if frame is not None else {}
+    return {k: int(float(meta.get(f"lavfi.idet.multiple.{k}", 0))) for k in keys}
+
+
 def detect(stream: Any, frames: list[av.VideoFrame]) -> Detection:
     """Tagged field order, checked by idet's multi-frame combing counts on the first frames.
 
@@ -66,9 +72,7 @@ def detect(stream: Any, frames: list[av.VideoFrame]) -> Detection:
     """
     tagged = any(f.interlaced_frame for f in frames)
     _, _, _, out = _run(stream, [("idet", "")], frames)
-    meta = out[-1].metadata if out else {}
-    counts = {k: int(float(meta.get(f"lavfi.idet.multiple.{k}", 0))) for k in ("tff", "bff", "progressive",
-                                                                                  "undetermined")}
+    counts = _idet_counts(out[-1] if out else None, ("tff", "bff", "progressive", "undetermined"))
     fields = counts["tff"] + counts["bff"]
     if fields > counts["progressive"] and fields >= 2:
         return Detection(True, "tff" if counts["tff"] >= counts["bff"] else "bff", tagged, counts)
@@ -96,8 +100,7 @@ class CombingWatch:
         self._seen += 1
         if not out or self._seen % self.step:
             return None
-        meta = out[-1].metadata
-        counts = {k: int(float(meta.get(f"lavfi.idet.multiple.{k}", 0))) for k in self.KEYS}
+        counts = _idet_counts(out[-1], self.KEYS)
         self._history = [*self._history, counts][-(self.window // self.step + 1):]
         delta = {k: counts[k] - self._history[0][k] for k in self.KEYS}
         fields = delta["tff"] + delta["bff"]

@@ -9,6 +9,7 @@ import av
 import torch
 
 from ..pipeline.errors import VflowError
+from .color import color_of, to_rgb
 
 
 class MediaError(VflowError):
@@ -71,6 +72,7 @@ def read_image(path: str | Path, what: str = "image") -> torch.Tensor:
         raise MediaError(f"{what} '{p}' does not exist")
     try:
         with av.open(str(p)) as c:
-            return torch.from_numpy(next(c.decode(video=0)).to_ndarray(format="rgb24"))
+            frame = next(c.decode(video=0))
+            return torch.from_numpy(to_rgb(frame, color_of(frame)))
     except (av.FFmpegError, StopIteration, OSError) as e:
         raise MediaError(f"{what} '{p}' cannot be read ({e})") from None

@@ -1,4 +1,4 @@
-"""Timestamps as they come from real files, made strictly increasing, and the damage a file showed.
+"""Timestamps as they come from real files, made strictly increasing.
 
 Byte-joined camcorder segments (``cat 00000.MTS 00001.MTS``, split AVCHD, DVD VOBs) restart their clock, and
 some files repeat a pts. Muxers refuse both, so a night's run would die on them. ``Monotonic`` repairs a
@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 
 JOIN_STEPS = 3          # a jump back of more than this many frame steps is a join, not jitter
-SHOWN = 5               # repairs and damages reported one by one; the rest are counted
+SHOWN = 5               # repairs reported one by one (decode does the same with damage); the rest are counted
 
 
 @dataclass
@@ -60,8 +60,3 @@ class Monotonic:
     def summary(self) -> list[str]:
         more = self.count - len(self.repairs)
         return self.repairs + ([f"{self.what}: {more} more timestamp repair(s)"] if more > 0 else [])
-
-
-def limit_of(max_damaged: float, total: int) -> int:
-    """How many damaged or missing frames ``max_damaged`` allows: a fraction of ``total`` below 1, else a count."""
-    return int(max_damaged * total) if max_damaged < 1 else int(max_damaged)

@@ -11,12 +11,11 @@ from typing import Any
 import yaml
 
 from .errors import GraphError, Location
-from .registry import is_allowed
+from .registry import MODULE_NAME, is_allowed
 
 DEFAULT_QUEUE_SIZE = 4
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
-_MODULE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 MAX_NODES = 100_000  # YAML nodes after expanding aliases: a graph is small; this stops "billion laughs"
 _MERGE = "tag:yaml.org,2002:merge"
 
@@ -262,7 +261,7 @@ def from_dict(data: Any, source: str = "<dict>", marks: dict | None = None, name
     allow = data.get("allow_modules") or []
     if isinstance(allow, str):
         allow = [allow]
-    if not isinstance(allow, list) or not all(isinstance(m, str) and _MODULE.match(m) for m in allow):
+    if not isinstance(allow, list) or not all(isinstance(m, str) and MODULE_NAME.match(m) for m in allow):
         raise GraphError("'allow_modules' must be a list of module names (mypkg, mypkg.stages)", at("allow_modules"))
 
     raw_stages = data.get("stages")

@@ -119,29 +119,11 @@ class Runner:
             self._waiting += delta
 
     # -- stage threads -------------------------------------------------------------------------
-    def _get(self, node: Node) -> tuple[str, Any]:
-        assert node.inbox is not None
-        t0 = time.perf_counter()
-        self._count_wait(1)
-        try:
-            while True:
-                if self.cancel.is_set():
-                    raise _Stop
-                try:
-                    got = node.inbox.get(timeout=POLL_S)
-                except queue.Empty:
-                    continue
-                node.stats.queue_fill = node.inbox.qsize()
-                return got
-        finally:
-            self._count_wait(-1)
-            node.stats.wait_s += time.perf_counter() - t0
-
-    def _get_paired(self, node: Node, open_ports: Counter[str], taken: dict[str, int]) -> tuple[str, Any]:
-        """The next item of a ``paired_inputs`` stage: from the open port that has delivered the fewest frames,
-        so the faster producer waits on its own full inbox. Should every stage thread be waiting as well (one
-        source feeding both ports, through a stage that holds more frames than the queues do), an item from
-        any port is taken instead: the run never deadlocks, it buffers."""
+    def _get(self, node: Node, open_ports: Counter[str], taken: dict[str, int]) -> tuple[str, Any]:
+        """The next item from ``node``'s inbox. A ``paired_inputs`` stage takes it from the open port that has
+        delivered the fewest frames, so the faster producer waits on its own full inbox. Should every stage
+        thread be waiting as well (one source feeding both ports, through a stage that holds more frames than
+        the queues do), an item from any port is taken instead: the run never deadlocks, it buffers."""
         t0 = time.perf_counter()
         self._count_wait(1)
         stuck = 0
@@ -149,16 +131,23 @@ class Runner:
             while True:
                 if self.cancel.is_set():
                     raise _Stop
-                port = min((p for p, n in open_ports.items() if n > 0), key=taken.__getitem__)
+                box = node.inbox
+                if node.port_inboxes:
+                    port = min((p for p, n in open_ports.items() if n > 0), key=taken.__getitem__)
+                    box = node.port_inboxes[port]
+                assert box is not None
                 try:
-                    got = node.port_inboxes[port].get(timeout=POLL_S)
+                    got = box.get(timeout=POLL_S)
                 except queue.Empty:
+                    if not node.port_inboxes:
+                        continue
                     stuck = stuck + 1 if self._waiting >= self._live else 0
                     full = [b for p, b in node.port_inboxes.items() if open_ports[p] > 0 and b.qsize()]
                     if stuck < 3 or not full:
                         continue
                     got = full[0].get_nowait()
-                node.stats.queue_fill = sum(b.qsize() for b in node.port_inboxes.values())
+                boxes = node.port_inboxes.values() if node.port_inboxes else (box,)
+                node.stats.queue_fill = sum(b.qsize() for b in boxes)
                 return got
         finally:
             self._count_wait(-1)
@@ -231,7 +220,7 @@ class Runner:
                 open_ports = Counter(p for n in self.nodes for edges in n.routes.values() for d, p in edges if d is node)
                 taken = dict.fromkeys(open_ports, 0)
                 while open_inputs:
-                    port, item = self._get_paired(node, open_ports, taken) if node.port_inboxes else self._get(node)
+                    port, item = self._get(node, open_ports, taken)
                     if item is EOS:
                         open_inputs -= 1
                         open_ports[port] -= 1
@@ -241,7 +230,7 @@ class Runner:
                     if isinstance(item, StageFailure):
                         raise _Stop
                     stats.items_in += 1
-                    taken[port] = taken.get(port, 0) + (len(item) if isinstance(item, FrameBatch) else 1)
+                    taken[port] += len(item) if isinstance(item, FrameBatch) else 1
                     if isinstance(item, FrameBatch):
                         stats.frames_in += len(item)
                     self._note_pts(stats, item)

@@ -55,6 +55,8 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Iterable, Iterator, Literal, Union
 
+import yaml
+
 from .frames import AudioChunk, AudioInfo, FrameBatch, VideoInfo
 
 StreamInfo = Union[VideoInfo, AudioInfo]
@@ -172,8 +174,6 @@ def coerce_param(param: Param, value: Any, text: str | None = None) -> Any:
 
 def _yaml_scalar(text: str) -> Any:
     """``text`` as YAML reads it when that is a bool or a number (``16``, ``true``), else ``text`` itself."""
-    import yaml
-
     try:
         value = yaml.safe_load(text)
     except (yaml.YAMLError, ValueError):

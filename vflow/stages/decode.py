@@ -13,7 +13,7 @@ import torch
 from ..media.color import color_of, to_rgb
 from ..media.deinterlace import DETECT_FRAMES, CombingWatch, Deinterlacer, Detection, detect
 from ..media.probe import MediaError, expected_frames, frame_rate, open_input
-from ..media.timestamps import SHOWN, Monotonic, limit_of
+from ..media.timestamps import SHOWN, Monotonic
 from ..pipeline.frames import AudioChunk, AudioInfo, FrameBatch, VideoInfo
 from ..pipeline.registry import stage
 from ..pipeline.runner import FrameCountError
@@ -203,7 +203,7 @@ class Decode(Stage):
             self._damage_notes.append(f"'{self.path}': damaged video {at} could not be decoded "
                                       f"({getattr(error, 'strerror', None) or error}); skipped")
         total = max(self.expected or 0, self.decoded + self.damaged)
-        if (self.max_damaged >= 1 or self.expected) and self.damaged > limit_of(self.max_damaged, total):
+        if (self.max_damaged >= 1 or self.expected) and self.damaged > _limit(self.max_damaged, total):
             self._too_damaged(f"{self.damaged} damaged packet(s) of {total}, the last {at}")  # fail early
 
     def _too_damaged(self, what: str) -> None:
@@ -258,7 +258,7 @@ class Decode(Stage):
         for note in notes:
             self._warn(note)
         lost, total = self.damaged + missing, max(self.expected or 0, self.decoded + self.damaged)
-        if lost > limit_of(self.max_damaged, total):
+        if lost > _limit(self.max_damaged, total):
             where = f" (the last damage {self._last_damage})" if self.damaged else \
                 f" (none after {float(self._next_pts or 0) * float(self._tb):.3f} s)"
             self._too_damaged(f"{lost} of {total} frames are damaged or missing{where}")
@@ -344,6 +344,11 @@ def _kept_tags(container: Any, video: Any) -> tuple[tuple[str, str], ...]:
     tags = {k.lower(): v for k, v in video.metadata.items() if k.lower() in ("timecode", "creation_time")}
     tags.update(container.metadata)
     return tuple((k, str(v)) for k, v in tags.items() if k.lower() not in _TECHNICAL_TAGS)
+
+
+def _limit(max_damaged: float, total: int) -> int:
+    """How many damaged or missing frames ``max_damaged`` allows: a fraction of ``total`` below 1, else a count."""
+    return int(max_damaged * total) if max_damaged < 1 else int(max_damaged)
 
 
 def _is_timecode(stream: Any) -> bool:

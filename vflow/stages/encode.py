@@ -33,8 +33,9 @@ _FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".w
             ".nut": "nut", ".ts": "mpegts"}
 _FIELD_ORDERS = {"tff": 2, "bff": 3, "tb": 4, "bt": 5}  # AVFieldOrder
 _INTERLACED_FLAGS = 0x40000 | 0x20000000  # AV_CODEC_FLAG_INTERLACED_DCT | AV_CODEC_FLAG_INTERLACED_ME
-# libx265 (PyAV's FFmpeg) corrupts its heap on small frames (42x18, 300x17, 16x17 ...; 64x64 and up are fine)
-_CRASHES_BELOW = {"libx265": 64}
+# the smallest frames an encoder takes: libx265 (PyAV's FFmpeg) corrupts its heap below 64x64 (42x18, 300x17,
+# 16x17 ... abort the process), so sizes are checked before any trial encode
+_MIN_SIZE = {"libx265": 64, "libsvtav1": 4}
 _PLAYABLE_ONLY = ("mp4", "mov")  # containers whose players take no PCM (MP4 would write it as 'ipcm')
 
 
@@ -103,14 +104,15 @@ class Encode(Stage):
         self.copy_audio = [not decoded and self._audio_copy_ok(t) for t in self.audio_templates]
         self.color = ColorInfo(0, 2, self.video.color.primaries, self.video.color.transfer) \
             if self.pix_fmt.startswith(("gbr", "bgr", "rgb")) else self.video.color
-        if min(self.video.width, self.video.height) < _CRASHES_BELOW.get(self.codec, 0):
-            # checked before any trial: these sizes corrupt the encoder's memory instead of failing
-            raise MediaError(f"output '{self.path}': " + _size_hint(self.codec, self.pix_fmt, self.video.width,
-                                                                      self.video.height, crash=True))
+        least = _MIN_SIZE.get(self.codec, 1)
+        if min(self.video.width, self.video.height) < least:
+            raise MediaError(f"output '{self.path}': {self.codec} needs frames of at least {least}x{least} (got "
+                             f"{self.video.width}x{self.video.height}): pad them, or use codec: libx264 "
+                             f"(pix_fmt: yuv444p takes any size)")
         try:  # everything the real file will do, into memory: codec/container/size problems show now
             self._trial()
         except (av.FFmpegError, ValueError) as e:
-            if (why := _size_hint(self.codec, self.pix_fmt, self.video.width, self.video.height)) is not None:
+            if (why := _size_hint(self.pix_fmt, self.video.width, self.video.height)) is not None:
                 raise MediaError(f"output '{self.path}': {why}") from None
             audio = "".join(f", {t.codec_context.name} audio " + ("copied" if copy else f"as {self._audio_encoder_name()}")
                             for t, copy in zip(self.audio_templates, self.copy_audio))
@@ -125,8 +127,8 @@ class Encode(Stage):
         try:
             v = self.video
             step = 1 / (v.frame_rate or Fraction(25)) / v.time_base
+            black = from_rgb(np.zeros((v.height, v.width, 3), np.uint8), self.pix_fmt, self.color)
             for i in range(4):  # x265 muxes one or two frames flakily into MP4 ('patches welcome'), never four
-                black = from_rgb(np.zeros((v.height, v.width, 3), np.uint8), self.pix_fmt, self.color)
                 black.pts, black.time_base = round(i * step), v.time_base
                 out.mux(self._vstream.encode(black))
             out.mux(self._vstream.encode(None))
@@ -318,15 +320,10 @@ def _trial_packets(template: Any) -> list[av.Packet]:
     return packets
 
 
-def _size_hint(codec: str, pix_fmt: str, width: int, height: int, crash: bool = False) -> str | None:
-    """Why ``codec`` may refuse frames of this size in ``pix_fmt``, and the way out; None if the size is fine."""
+def _size_hint(pix_fmt: str, width: int, height: int) -> str | None:
+    """Why a trial encode of this size in ``pix_fmt`` may have failed, and the way out; None if the size is fine."""
     planar = PLANAR.get(pix_fmt)
     sx, sy = (planar.sx, planar.sy) if planar is not None else (0, 0)
-    least = _CRASHES_BELOW.get(codec) or {"libsvtav1": 4}.get(codec, 1)
-    if min(width, height) < least:
-        why = " (smaller frames crash it)" if crash else ""
-        return (f"{codec} needs frames of at least {least}x{least}{why} (got {width}x{height}): "
-                f"pad them, or use codec: libx264 (pix_fmt: yuv444p takes any size)")
     steps = {"width": 1 << sx, "height": 1 << sy}  # chroma subsampling: whole chroma samples only
     if width % steps["width"] or height % steps["height"]:
         need = " and ".join(("an even" if k == 2 else f"a multiple-of-{k}") + f" {what}"

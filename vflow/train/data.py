@@ -22,6 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import IterableDataset, get_worker_info
 
+from ..media.color import color_of, to_rgb
+from ..media.probe import read_image
 from ..models.film import window_indices
 from .degrade import degrade, pan_zoom_clip
 
@@ -107,7 +109,7 @@ def read_window(path: Path, start: int, frames: int) -> torch.Tensor:
         s.thread_count = 1
         for i, f in enumerate(c.decode(s)):
             if i >= start:
-                out.append(torch.from_numpy(f.to_ndarray(format="rgb24")).permute(2, 0, 1))
+                out.append(torch.from_numpy(to_rgb(f, color_of(f))).permute(2, 0, 1))
                 if len(out) == frames:
                     break
     while len(out) < frames:          # a short file: repeat its last frame
@@ -117,8 +119,7 @@ def read_window(path: Path, start: int, frames: int) -> torch.Tensor:
 
 def load_image(path: Path) -> torch.Tensor:
     """A photo as (3, H, W) float in [0, 1]; JPEGs downscaled x2 (antialiased)."""
-    with av.open(str(path)) as c:
-        img = torch.from_numpy(next(c.decode(video=0)).to_ndarray(format="rgb24")).permute(2, 0, 1).float() / 255
+    img = read_image(path, "training photo").permute(2, 0, 1).float() / 255
     if path.suffix.lower() in (".jpg", ".jpeg"):
         img = F.interpolate(img[None], scale_factor=0.5, mode="bilinear", antialias=True, align_corners=False)[0]
     return img.clamp(0, 1)

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..media.color import color_of, to_rgb
 from ..media.probe import MediaError, open_input
 from ..pipeline.outputs import PartialFile, check_not_inputs, check_writable
 from .degrade import FAMILIES, Fired, degrade, pan_zoom_clip
@@ -56,7 +57,7 @@ def load_clip(path: str | Path, frames: int, size: int, generator: torch.Generat
             raise MediaError(f"input file '{p}' has no video stream")
         try:
             for frame in container.decode(video=0):
-                got.append(torch.from_numpy(frame.to_ndarray(format="rgb24")).permute(2, 0, 1).float() / 255)
+                got.append(torch.from_numpy(to_rgb(frame, color_of(frame))).permute(2, 0, 1).float() / 255)
                 if len(got) == frames:
                     break
         except av.FFmpegError as e:
