@@ -14,6 +14,7 @@ from vflow.pipeline.gpu import DeviceRunner, resolve_device, resolve_dtype, tile
 from vflow.stages.restore import Restore
 from vflow.testing import check_stage_contract, synthetic_batches
 
+AV3 = "realesr-animevideov3"
 KODAK = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "images" / "kodak" / "kodim15.png"
 
 
@@ -31,13 +32,13 @@ def _real_crop(h: int, w: int) -> torch.Tensor:
 
 
 def test_restore_contract() -> None:
-    out = check_stage_contract(lambda: Restore(batch=3, device="cpu"), frames=5, width=32, height=24)
+    out = check_stage_contract(lambda: Restore(model=AV3, batch=3, device="cpu"), frames=5, width=32, height=24)
     assert sum(len(b) for b in out) == 5
     assert all(b.frames.shape[1:] == (96, 128, 3) for b in out)
 
 
 def test_scale_below_model_scale_resizes_on_device() -> None:
-    out = check_stage_contract(lambda: Restore(scale=2, device="cpu"), frames=2, width=32, height=24)
+    out = check_stage_contract(lambda: Restore(model=AV3, scale=2, device="cpu"), frames=2, width=32, height=24)
     assert out[0].frames.shape[1:] == (48, 64, 3)
 
 
@@ -45,7 +46,7 @@ def test_same_pixels_whatever_the_batch_size() -> None:
     frames = torch.cat([b.frames for b in synthetic_batches(5, 5, 40, 32)])
 
     def run(batch: int) -> torch.Tensor:
-        st = Restore(batch=batch, device="cpu")
+        st = Restore(model=AV3, batch=batch, device="cpu")
         st.setup(_ctx(40, 32))
         runner = st.runner
         parts = [runner.submit(frames[i:i + batch], i) for i in range(0, len(frames), batch)]
@@ -107,7 +108,7 @@ def _ctx(w: int, h: int) -> vflow.StageContext:
 
 
 def _restore_once(x: torch.Tensor, tile: int, overlap: int = 16, scale: int | None = None) -> torch.Tensor:
-    st = Restore(device="cpu", tile=tile, tile_overlap=overlap, scale=scale)
+    st = Restore(model=AV3, device="cpu", tile=tile, tile_overlap=overlap, scale=scale)
     st.setup(_ctx(x.shape[2], x.shape[1]))
     results = st.runner.submit(x) + st.runner.drain()
     return results[0][1]
@@ -161,7 +162,7 @@ def test_restore_in_a_graph_gives_4x_frames_with_the_same_pts(tmp_path: Path) ->
     import vflow.testing  # noqa: F401  (registers synthetic/collect)
 
     graph = {"stages": {"src": {"type": "synthetic", "params": {"frames": 6, "width": 32, "height": 24}},
-                        "restore": {"type": "restore", "params": {"device": "cpu", "batch": 4}},
+                        "restore": {"type": "restore", "params": {"model": AV3, "device": "cpu", "batch": 4}},
                         "out": {"type": "collect"}},
              "edges": ["src -> restore -> out"]}
     pipeline = vflow.Pipeline.load(graph)

@@ -140,8 +140,7 @@ CASES = {
     "copy-webm": ("copy", ".webm", ["--set", "encode.codec=libsvtav1", "--set", "encode.preset=12",
                                      "--set", "encode.crf=40"]),  # Opus
     "restore_classic": ("restore_classic", ".mp4", ["--set", "smooth.window=5"]),
-    "restore_full": ("restore_full", ".mp4", ["--set", "smooth.window=5", "--set", "restore.batch=4",
-                                              "--set", "restore.device=cpu"]),
+    "restore_full": ("restore_full", ".mp4", ["--set", "restore.batch=4", "--set", "restore.device=cpu"]),
 }
 
 

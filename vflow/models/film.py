@@ -70,6 +70,14 @@ class FilmNet(nn.Module):
             "unshuffle": self.unshuffle,
         }
 
+    @property
+    def tile_overlap(self) -> int:
+        """The smallest multiple of 8 whose blended tiles (:class:`~vflow.pipeline.gpu.DeviceRunner`) are exact."""
+        ov = 8
+        while ov - ov // 4 < self.radius:
+            ov += 8
+        return ov
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() == 4:
             x = x.unsqueeze(1)

@@ -14,6 +14,8 @@ class SRVGGNetCompact(nn.Module):
     RGB in [0, 1], ``(N, 3, H, W) -> (N, 3, H*s, W*s)``; the output is not clamped.
     """
 
+    tile_overlap = 32   # 16 body convs + 2: a receptive radius of 18 input pixels, inside 3/4 of the overlap
+
     def __init__(self, num_feat: int = 64, num_conv: int = 16, scale: int = 4) -> None:
         super().__init__()
         if scale not in (1, 2, 3, 4):

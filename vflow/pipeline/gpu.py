@@ -7,9 +7,10 @@ the host waits only for the *oldest* batch in flight. On the CPU the very same r
 runs, with plain buffers and no streams: the only CUDA-specific code is the small ``_Cuda`` backend.
 
 With ``tile`` set, the model runs tile by tile (each tile padded by ``tile_overlap`` pixels of real
-context, of which only the centre is kept, so seams do not show) and each tile is converted back to
-uint8 as soon as it is done: device memory is bounded by the tile size and the uint8 frames, whatever
-the frame size.
+context, neighbouring tiles blended across the middle of their overlap, so seams do not show) and each
+row of tiles becomes uint8 as soon as it is done: device memory is bounded by a strip of the frame and
+the uint8 frames, whatever the frame size. A temporal model gets each frame's window of neighbours,
+gathered on the device from frames that were copied there once.
 """
 
 from __future__ import annotations
@@ -107,12 +108,32 @@ def tile_boxes(h: int, w: int, tile: int, overlap: int) -> Iterator[tuple[tuple[
             yield (y0, y1, x0, x1), (max(y0 - overlap, 0), min(y1 + overlap, h), max(x0 - overlap, 0), min(x1 + overlap, w))
 
 
+def blend_ramp(lo: int, hi: int, start: int, stop: int, size: int, band: int, scale: int) -> torch.Tensor:
+    """The blending weight, at output resolution, of the pixels ``lo*scale .. hi*scale`` of a tile whose core
+    is ``start .. stop`` of a line of ``size`` pixels: 1 in the core, falling linearly to 0 across a band of
+    ``band`` pixels each side of every inner tile border, so the weights of neighbouring tiles sum to 1."""
+    u = (torch.arange(lo * scale, hi * scale, dtype=torch.float32) + 0.5) / scale
+    weight = torch.ones_like(u)
+    if band > 0 and start > 0:
+        weight = weight * ((u - (start - band)) / (2 * band)).clamp(0, 1)
+    if band > 0 and stop < size:
+        weight = weight * (((stop + band) - u) / (2 * band)).clamp(0, 1)
+    return weight
+
+
 class DeviceRunner:
     """Runs ``model`` over uint8 (N, H, W, 3) CPU batches on ``device``; results come back in order.
 
-    ``model`` maps float (N, 3, h, w) in [0, 1] to float (N, 3, s*h, s*w) for an integer scale ``s``.
-    ``submit`` returns the results that are ready (a batch comes back when ``depth`` newer batches are in
-    flight, or at ``drain``); each result is ``(tag, frames)`` with ``frames`` a fresh uint8 CPU tensor.
+    ``model`` maps float (N, 3, h, w) in [0, 1] to float (N, 3, s*h, s*w) for an integer scale ``s``; with
+    ``windows`` (an (N, T) index into the submitted frames) it gets each output frame's window instead,
+    (N, T, 3, h, w), gathered on the device, so every frame crosses to the device once. ``submit`` returns the
+    results that are ready (a batch comes back when ``depth`` newer batches are in flight, or at ``drain``);
+    each result is ``(tag, frames)`` with ``frames`` a fresh uint8 CPU tensor.
+
+    Tiles overlap by ``tile_overlap`` pixels of context per side; neighbouring tiles are blended linearly
+    across the middle half of their overlap (``tile_overlap // 2`` pixels), so a model whose receptive field
+    is within ``tile_overlap * 3 / 4`` pixels gives the untiled result, and any other shows no seam. The
+    blending runs one row of tiles at a time: memory stays bounded by a strip of the frame.
     """
 
     def __init__(self, model: Model, device: torch.device, dtype: torch.dtype = torch.float32,
@@ -122,6 +143,7 @@ class DeviceRunner:
             raise ValueError("depth must be at least 1")
         self.model, self.device, self.dtype, self.channels_last = model, device, dtype, channels_last
         self.tile, self.tile_overlap = tile, tile_overlap
+        self.band = min(tile_overlap // 4, tile // 2) if tile > 0 else 0
         self.backend = _Cuda(device) if device.type == "cuda" and pin else _Host(device)
         self.ring: list[torch.Tensor | None] = [None] * (depth + 1)  # host staging buffers of the inputs
         self.in_flight: deque[tuple[Any, torch.Tensor, Any]] = deque()
@@ -135,37 +157,78 @@ class DeviceRunner:
             return make(shape)
         return current.view(-1)[: _numel(shape)].view(shape)
 
-    def _forward(self, frames: torch.Tensor) -> torch.Tensor:
-        """uint8 NHWC -> float NCHW in [0, 1] -> model -> clamped uint8 NHWC, all on the device, tile by tile."""
+    def _run(self, x: torch.Tensor) -> torch.Tensor:
+        """uint8 (N, [T,] 3, h, w) on the device -> the model's float output (N, 3, s*h, s*w)."""
+        part = x.to(self.dtype).div_(255)
+        if self.channels_last and part.dim() == 4:
+            part = part.contiguous(memory_format=torch.channels_last)
+        y = self.model(part)
+        h, w = x.shape[-2:]
+        s = y.shape[-1] // w
+        if s < 1 or y.shape[-2:] != (s * h, s * w):
+            raise ValueError(f"model output {tuple(y.shape)} is not an integer multiple of its input {tuple(part.shape)}")
+        return y
+
+    @staticmethod
+    def _to_uint8(y: torch.Tensor) -> torch.Tensor:
+        """float (N, 3, H, W) in [0, 1] -> uint8 (N, H, W, 3), rounded to nearest."""
+        if y.dtype == torch.bfloat16:  # 8 mantissa bits: too coarse to round x255 in
+            y = y.float()
+        return y.mul(255).round_().clamp_(0, 255).permute(0, 2, 3, 1).to(torch.uint8, memory_format=torch.contiguous_format)
+
+    def _forward(self, frames: torch.Tensor, windows: torch.Tensor | None) -> torch.Tensor:
+        """uint8 NHWC -> (windows gathered) -> model, tile by tile -> clamped uint8 NHWC, all on the device."""
         with torch.no_grad():
             x = frames.to(self.device, non_blocking=True).permute(0, 3, 1, 2)
-            n, _, h, w = x.shape
-            out: torch.Tensor | None = None
-            for (y0, y1, x0, x1), (py0, py1, px0, px1) in tile_boxes(h, w, self.tile, self.tile_overlap):
-                part = x[:, :, py0:py1, px0:px1].to(self.dtype).div_(255)
-                if self.channels_last:
-                    part = part.contiguous(memory_format=torch.channels_last)
-                y = self.model(part)
-                s = y.shape[-1] // (px1 - px0)
-                if y.shape[-2:] != (s * (py1 - py0), s * (px1 - px0)):
-                    raise ValueError(f"model output {tuple(y.shape)} is not an integer multiple of its input {tuple(part.shape)}")
-                if out is None:
-                    out = torch.empty((n, h * s, w * s, 3), dtype=torch.uint8, device=self.device)
-                oy, ox = (y0 - py0) * s, (x0 - px0) * s
-                centre = y[:, :, oy:oy + (y1 - y0) * s, ox:ox + (x1 - x0) * s]
-                if centre.dtype == torch.bfloat16:  # 8 mantissa bits: too coarse to round x255 in
-                    centre = centre.float()
-                out[:, y0 * s:y1 * s, x0 * s:x1 * s] = centre.mul(255).round_().clamp_(0, 255).permute(0, 2, 3, 1)
-            assert out is not None
-            return out
+            if windows is not None:
+                x = x[windows.to(self.device)]
+            h, w = x.shape[-2:]
+            if self.tile <= 0 or (self.tile >= h and self.tile >= w):
+                return self._to_uint8(self._run(x))
+            return self._tiled(x, h, w)
 
-    def submit(self, frames: torch.Tensor, tag: Any = None) -> list[tuple[Any, torch.Tensor]]:
+    def _tiled(self, x: torch.Tensor, h: int, w: int) -> torch.Tensor:
+        """One row of tiles at a time: each tile's output, weighted by its blending ramps, is added into a float
+        strip; a strip's rows are final (and become uint8) once the next row of tiles has added its share."""
+        t, ov, band = self.tile, self.tile_overlap, self.band
+        out: torch.Tensor | None = None
+        carry: torch.Tensor | None = None           # the bottom band of the previous strip, not final yet
+        for y0 in range(0, h, t):
+            y1 = min(y0 + t, h)
+            ly0, ly1 = max(y0 - band, 0), min(y1 + band, h)          # the rows this strip contributes to
+            py0, py1 = max(y0 - ov, 0), min(y1 + ov, h)
+            strip: torch.Tensor | None = None
+            for x0 in range(0, w, t):
+                x1 = min(x0 + t, w)
+                lx0, lx1 = max(x0 - band, 0), min(x1 + band, w)
+                px0, px1 = max(x0 - ov, 0), min(x1 + ov, w)
+                y = self._run(x[..., py0:py1, px0:px1])
+                s = y.shape[-1] // (px1 - px0)
+                if strip is None:
+                    strip = torch.zeros((y.shape[0], 3, (ly1 - ly0) * s, w * s), dtype=torch.float32, device=self.device)
+                if out is None:
+                    out = torch.empty((y.shape[0], h * s, w * s, 3), dtype=torch.uint8, device=self.device)
+                wy = blend_ramp(ly0, ly1, y0, y1, h, band, s).to(self.device)
+                wx = blend_ramp(lx0, lx1, x0, x1, w, band, s).to(self.device)
+                used = y[:, :, (ly0 - py0) * s:(ly1 - py0) * s, (lx0 - px0) * s:(lx1 - px0) * s].float()
+                strip[:, :, :, lx0 * s:lx1 * s] += used * wy[:, None] * wx
+            assert strip is not None and out is not None
+            if carry is not None:
+                strip[:, :, : carry.shape[2]] += carry
+            done = ly1 if y1 == h else min(y1 - band, ly1)          # rows final after this strip
+            out[:, ly0 * s:done * s] = self._to_uint8(strip[:, :, : (done - ly0) * s])
+            carry = strip[:, :, (done - ly0) * s:]
+        assert out is not None
+        return out
+
+    def submit(self, frames: torch.Tensor, tag: Any = None, windows: torch.Tensor | None = None
+               ) -> list[tuple[Any, torch.Tensor]]:
         index = self._next % len(self.ring)
         self._next += 1
         staged = self._buffer(self.ring[index], tuple(frames.shape), self.backend.empty)
         self.ring[index] = staged
         staged.copy_(frames)
-        host, event = self.backend.download(self._forward(self.backend.upload(staged)))
+        host, event = self.backend.download(self._forward(self.backend.upload(staged), windows))
         self.in_flight.append((tag, host, event))
         return list(self._collect(keep=self.depth))
 

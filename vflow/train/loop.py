@@ -38,10 +38,10 @@ CHECKPOINT = "last.pt"
 
 
 def load_config(path: str | Path, overrides: Sequence[str] = ()) -> dict[str, Any]:
-    """A training config from YAML, with ``KEY.SUB=VALUE`` overrides (values parsed as YAML). Relative
-    ``data.root`` and ``log.dir`` are taken from the config file's directory."""
+    """A training config from YAML (over the file its ``extends`` names), with ``KEY.SUB=VALUE`` overrides
+    (values parsed as YAML). Relative ``data.root`` and ``log.dir`` are taken from the config file's directory."""
     path = Path(path)
-    cfg = yaml.safe_load(path.read_text()) or {}
+    cfg = _read(path)
     for o in overrides:
         key, eq, value = o.partition("=")
         if not eq:
@@ -55,6 +55,20 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> dict[str, An
         p = Path(cfg[section][key])
         cfg[section][key] = str(p if p.is_absolute() else (path.parent / p).resolve())
     return cfg
+
+
+def _read(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """A config file, merged over the one its ``extends`` names (relative to it), section by section."""
+    if path.resolve() in seen:
+        raise ValueError(f"{path}: 'extends' loops back to itself")
+    cfg = yaml.safe_load(path.read_text()) or {}
+    base = cfg.pop("extends", None)
+    if base is None:
+        return cfg
+    merged = _read(path.parent / base, (*seen, path.resolve()))
+    for key, value in cfg.items():
+        merged[key] = {**merged[key], **value} if isinstance(value, dict) and isinstance(merged.get(key), dict) else value
+    return merged
 
 
 def data_config(cfg: dict[str, Any]) -> DataConfig:
@@ -119,6 +133,14 @@ def save_weights(net: FilmNet, path: Path, step: int) -> None:
     os.replace(tmp, path)
 
 
+def lr_factor(step: int, steps: int, decay_from: int, floor: float) -> float:
+    """The learning-rate multiplier at ``step``: 1 up to ``decay_from``, then a cosine down to ``floor`` at ``steps``."""
+    if step < decay_from or steps <= decay_from:
+        return 1.0
+    done = min(1.0, (step - decay_from) / (steps - decay_from))
+    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * done))
+
+
 def _device(name: str | None) -> torch.device:
     if name in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -164,11 +186,14 @@ def train(cfg: dict[str, Any], resume: bool = False, quiet: bool = False) -> lis
             raise ValueError(f"{ckpt}: data position {state['data_position']} is not step {step}")
 
     workers = int(cfg["data"].get("workers", 0))
+    # spawned workers: the colour kernels' OpenMP threads make fork() unsafe once they have run
     loader = DataLoader(Clips(dcfg, start=step), batch_size=None, num_workers=workers, worker_init_fn=one_thread,
-                        prefetch_factor=4 if workers else None, pin_memory=dev.type == "cuda")
+                        prefetch_factor=4 if workers else None, pin_memory=dev.type == "cuda",
+                        multiprocessing_context="spawn" if workers else None, persistent_workers=False)
     val = validation(dcfg)
     val_in = input_psnr(val, m["frames"])
     steps, warmup, decay = int(t["steps"]), int(t.get("warmup", 0)), float(t.get("ema", 0.999))
+    decay_from, floor = int(t.get("decay_from", steps)), float(t.get("lr_floor", 0.05))
     val_every, ckpt_every = int(lg.get("val_every", 1000)), int(lg.get("ckpt_every", 500))
     history: list[dict[str, float]] = []
 
@@ -185,6 +210,10 @@ def train(cfg: dict[str, Any], resume: bool = False, quiet: bool = False) -> lis
         try:
             while step < steps:
                 deg, clean = next(data)
+                f = lr_factor(step, steps, decay_from, floor)
+                for opt, key in ((opt_g, "lr_g"), (opt_d, "lr_d")):
+                    for group in opt.param_groups:
+                        group["lr"] = float(t[key]) * f
                 deg, clean = deg.to(dev, non_blocking=True), clean.to(dev, non_blocking=True)
                 g_net.train()
                 gan_on = step >= warmup and weights.gan > 0
