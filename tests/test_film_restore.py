@@ -133,6 +133,8 @@ def test_a_window_never_reaches_across_a_cut(tmp_path: Path, clip: torch.Tensor)
 
 @pytest.mark.parametrize("size", ["film-s", "film-m"])
 def test_film_tiles_with_its_default_overlap_are_the_untiled_frames(tmp_path: Path, size: str) -> None:
+    """Exact up to the global statistics (zero in this net; each tile takes its own, bench/bench_tiling.py
+    measures what that costs the trained model)."""
     from vflow.testing import synthetic_frames
 
     frames = synthetic_frames(5, 200, 136)

@@ -11,11 +11,13 @@ from hypothesis import strategies as st
 from vflow.models.film import FILM_SIZES, FilmNet, film, space_to_depth, stack_windows, window_indices
 
 
-def perturbed(net: FilmNet, seed: int = 0) -> FilmNet:
-    """The net with a non-zero last layer, as after training."""
+def perturbed(net: FilmNet, seed: int = 0, global_branch: bool = True) -> FilmNet:
+    """The net with non-zero last layers, as after training (the global branch's too, unless told not)."""
     torch.manual_seed(seed)
-    torch.nn.init.normal_(net.tail.weight, std=0.05)
-    torch.nn.init.normal_(net.tail.bias, std=0.05)
+    last = [net.tail, net.glob[2]] if global_branch else [net.tail]
+    for layer in last:
+        torch.nn.init.normal_(layer.weight, std=0.05)
+        torch.nn.init.normal_(layer.bias, std=0.05)
     return net.eval()
 
 
@@ -71,8 +73,9 @@ def test_uses_neighbours_and_centre() -> None:
 
 @pytest.mark.parametrize(("unshuffle", "depth"), [(2, 1), (4, 2)])
 def test_receptive_field_is_radius(unshuffle: int, depth: int) -> None:
+    """The local receptive field (the global branch, which sees everything, held at zero)."""
     torch.manual_seed(1)
-    net = perturbed(FilmNet(frames=1, width=8, depth=depth, unshuffle=unshuffle))
+    net = perturbed(FilmNet(frames=1, width=8, depth=depth, unshuffle=unshuffle), global_branch=False)
     size = 2 * net.radius + 4 * unshuffle
     x = torch.rand(1, 1, 3, size, size, requires_grad=True)
     y0 = x0 = size // 2
@@ -81,6 +84,18 @@ def test_receptive_field_is_radius(unshuffle: int, depth: int) -> None:
     ys, xs = x.grad[0, 0].abs().sum(0).nonzero(as_tuple=True)
     reach = max((ys - y0).abs().max().item(), (xs - x0).abs().max().item())
     assert net.radius - unshuffle < reach <= net.radius
+
+
+def test_the_global_branch_sees_the_whole_picture() -> None:
+    """A change far outside the local receptive field reaches the output only through the global statistics."""
+    net = perturbed(FilmNet(frames=1, width=8, depth=1))
+    x = torch.rand(1, 1, 3, 64, 64)
+    y = x.clone()
+    y[..., 48:, 48:] = 0
+    with torch.inference_mode():
+        assert not torch.allclose(net(x)[..., :8, :8], net(y)[..., :8, :8])
+        local = perturbed(FilmNet(frames=1, width=8, depth=1), global_branch=False)
+        assert torch.equal(local(x)[..., :8, :8], local(y)[..., :8, :8])
 
 
 def test_deterministic() -> None:

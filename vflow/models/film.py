@@ -3,15 +3,18 @@
 The net sees a window of ``frames`` neighbouring frames (``t - context .. t + context`` with
 ``context = frames // 2``) and restores the centre one. It works at ``1/unshuffle`` of the input
 resolution: every frame is pixel-unshuffled (space to depth), the window is concatenated on channels
-(early fusion), a plain ``conv + ReLU`` body with a long skip computes features, and a last conv plus
-pixel shuffle predicts a full-resolution correction that is added to the centre frame (bilinearly
-upsampled for scale 2). The last conv starts at zero, so an untrained net is the identity.
+(early fusion), the features are modulated by the whole window's statistics (a global branch: their mean
+over the picture, through a small MLP, gives a per-channel gain and offset: what faded dyes, a colour cast
+or flicker need, which no local window sees), a plain ``conv + ReLU`` body with a long skip computes
+features, and a last conv plus pixel shuffle predicts a full-resolution correction that is added to the
+centre frame (bilinearly upsampled for scale 2). The last conv and the branch's last layer start at zero,
+so an untrained net is the identity.
 
-Receptive field: ``context`` frames on each side in time; in space ``depth + 2`` 3x3 convs at
-``1/unshuffle`` resolution, so an output pixel depends on input pixels at most
-``radius = unshuffle * (depth + 3) - 1`` away (the tile overlap a tiler needs for exact tiles). A
-stage that runs it declares ``context`` frames before and after, and builds each window with
-:func:`window_indices`, which never crosses a scene cut.
+Receptive field: ``context`` frames on each side in time; in space, besides the global statistics,
+``depth + 2`` 3x3 convs at ``1/unshuffle`` resolution, so an output pixel depends on input pixels at most
+``radius = unshuffle * (depth + 3) - 1`` away. Tiles with that much context give the untiled output up to
+the global statistics, which each tile takes from itself. A stage that runs it declares ``context`` frames
+before and after, and builds each window with :func:`window_indices`, which never crosses a scene cut.
 """
 
 from __future__ import annotations
@@ -54,6 +57,9 @@ class FilmNet(nn.Module):
         self.context = frames // 2
         self.radius = unshuffle * (depth + 3) - 1
         self.head = nn.Conv2d(frames * 3 * unshuffle**2, width, 3, 1, 1)
+        self.glob = nn.Sequential(nn.Linear(width, width), nn.ReLU(True), nn.Linear(width, 2 * width))
+        nn.init.zeros_(self.glob[2].weight)
+        nn.init.zeros_(self.glob[2].bias)
         convs = (nn.Conv2d(width, width, 3, 1, 1) for _ in range(depth))
         self.body = nn.Sequential(*(m for conv in convs for m in (conv, nn.ReLU(True))))
         self.tail = nn.Conv2d(width, 3 * (unshuffle * scale) ** 2, 3, 1, 1)
@@ -89,6 +95,8 @@ class FilmNet(nn.Module):
         if h % f or w % f:
             x = F.pad(x, (0, -w % f, 0, -h % f, 0, 0), mode="replicate")
         feat = F.relu(self.head(space_to_depth(x, f)))
+        gain, offset = self.glob(feat.mean((2, 3))).chunk(2, dim=1)
+        feat = feat * (1 + gain[:, :, None, None]) + offset[:, :, None, None]
         feat = feat + self.body(feat)
         out = F.pixel_shuffle(self.tail(feat), f * self.scale)[..., : h * self.scale, : w * self.scale]
         if self.scale > 1:
