@@ -8,8 +8,8 @@ rounded to 8 bits as a file would be. They are drawn with :data:`EVAL_SEED`, a s
 validation or tuning run uses: these figures are for checking only.
 
 A method maps a degraded clip (T, H, W, 3) uint8 to a restored one of the clean size:
-``input`` (nothing), ``hqdn3d`` and ``nlmeans`` (FFmpeg's filters, through the ``ffmpeg`` binary of
-``imageio-ffmpeg``: PyAV's FFmpeg has no GPL filters), ``model:NAME`` (the restore stage with that model;
+``input`` (nothing), ``hqdn3d`` and ``nlmeans`` (FFmpeg's filters, settings in :data:`FILTERS`, through
+the ``ffmpeg`` binary of ``imageio-ffmpeg``: PyAV's FFmpeg has no GPL filters), ``model:NAME`` (the restore stage with that model;
 upscaling models are brought back to the clean size on the device) and ``graph:NAME`` (a whole graph run
 on the clip as a lossless file, its output lossless too).
 """
@@ -40,7 +40,8 @@ MIX = "mix"
 ROWS = (*FAMILIES, MIX)
 DEFAULT_METHODS = ("input", "hqdn3d", "nlmeans", "graph:restore_classic", "model:realesr-animevideov3",
                    "model:realesrgan-x4plus")
-FILTERS = {"hqdn3d": "hqdn3d", "nlmeans": "nlmeans"}     # FFmpeg's defaults for both
+# hqdn3d at FFmpeg's defaults (4:3:6:4.5); nlmeans at s=3 (its default, 1, leaves 8-bit frames unchanged)
+FILTERS = {"hqdn3d": "hqdn3d", "nlmeans": "nlmeans=s=3"}
 
 Clip = np.ndarray       # (T, H, W, 3) uint8
 Method = Callable[[Clip], Clip]

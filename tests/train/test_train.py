@@ -143,3 +143,48 @@ def test_cli_train(data_root: Path, tmp_path: Path) -> None:
     assert main(["train", str(path), "--steps", "3", "-q", "--resume"]) == 0
     assert torch.load(tmp_path / "run" / CHECKPOINT, weights_only=False)["step"] == 3
     assert main(["train", str(path), "--steps", "3", "-q"]) == 2     # refuses to overwrite a run
+
+
+@pytest.mark.timeout(240)
+def test_spawned_workers_give_the_same_steps_as_none(data_root: Path, tmp_path: Path) -> None:
+    """DataLoader workers are spawned (a fork after the colour kernels' OpenMP threads ran aborted them),
+    and the stream is the same with any number of them."""
+    none = train(config(data_root, tmp_path / "w0", 3), quiet=True)
+    cfg = config(data_root, tmp_path / "w2", 3)
+    cfg["data"]["workers"] = 2
+    assert train(cfg, quiet=True) == none
+
+
+def test_learning_rate_falls_on_a_cosine_after_decay_from() -> None:
+    from vflow.train.loop import lr_factor
+
+    assert [lr_factor(s, 100, 60, 0.1) for s in (0, 59, 60)] == [1.0, 1.0, 1.0]
+    assert lr_factor(80, 100, 60, 0.1) == pytest.approx(0.55)
+    assert lr_factor(100, 100, 60, 0.1) == pytest.approx(0.1)
+    assert lr_factor(50, 100, 100, 0.1) == 1.0          # decay_from at the end: constant
+
+
+def test_a_config_extends_another_section_by_section(tmp_path: Path) -> None:
+    import yaml
+
+    from vflow.train.loop import load_config
+
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump({"seed": 1, "train": {"steps": 10, "lr_g": 1e-3},
+                                                         "data": {"root": "d"}, "log": {"dir": "runs/a"}}))
+    (tmp_path / "cut.yaml").write_text(yaml.safe_dump({"extends": "base.yaml", "train": {"steps": 3},
+                                                        "log": {"dir": "runs/b"}}))
+    cfg = load_config(tmp_path / "cut.yaml", ["train.warmup=2"])
+    assert cfg["seed"] == 1 and cfg["train"] == {"steps": 3, "lr_g": 1e-3, "warmup": 2}
+    assert cfg["log"]["dir"] == str(tmp_path / "runs" / "b") and cfg["data"]["root"] == str(tmp_path / "d")
+    (tmp_path / "loop.yaml").write_text(yaml.safe_dump({"extends": "loop.yaml"}))
+    with pytest.raises(ValueError, match="loops"):
+        load_config(tmp_path / "loop.yaml")
+
+
+def test_strided_video_windows_skip_frames(data_root: Path) -> None:
+    from vflow.train.data import read_window
+
+    path = data_root / "video" / "a.mp4"
+    one, two = read_window(path, 0, 5), read_window(path, 0, 3, stride=2)
+    assert torch.equal(two, one[::2])
+    assert torch.equal(read_window(path, 10, 3, stride=2)[1:], read_window(path, 11, 1).expand(2, -1, -1, -1))

@@ -109,11 +109,11 @@ def frame_count(path: Path) -> int:
     return len(decoded(path))
 
 
-def read_window(path: Path, start: int, frames: int) -> torch.Tensor:
-    """Frames ``start .. start + frames - 1`` of a video as (T, 3, H, W) uint8 (a short file repeats its
-    last frame)."""
+def read_window(path: Path, start: int, frames: int, stride: int = 1) -> torch.Tensor:
+    """Frames ``start, start + stride, ...`` (``frames`` of them) of a video as (T, 3, H, W) uint8 (a short
+    file repeats its last frame)."""
     all_frames = decoded(path)
-    picked = [all_frames[min(i, len(all_frames) - 1)] for i in range(start, start + frames)]
+    picked = [all_frames[min(i, len(all_frames) - 1)] for i in range(start, start + stride * frames, stride)]
     return torch.stack([torch.from_numpy(to_rgb(f, color_of(f))).permute(2, 0, 1) for f in picked])
 
 
@@ -127,7 +127,11 @@ def load_image(path: Path) -> torch.Tensor:
 
 def _video_clip(path: Path, size: int, frames: int, rng: random.Random) -> torch.Tensor:
     n = frame_count(path)
-    clip = read_window(path, rng.randrange(max(1, n - frames + 1)), frames)
+    # every other clip skips frames (2 to 4 apart): motion as fast as hand-held film, cartoons on twos or a
+    # low frame rate, so the net learns to leave neighbours out where they do not line up (no ghosts)
+    stride = rng.choice((1, 1, 1, 2, 3, 4))
+    span = stride * (frames - 1) + 1
+    clip = read_window(path, rng.randrange(max(1, n - span + 1)), frames, stride)
     h, w = clip.shape[-2:]
     # a random zoom out (down to half size) where the frame allows: more scene in a patch, less blur
     lo = max(size / min(h, w), 0.5)
@@ -146,7 +150,9 @@ def _photo_clip(path: Path, size: int, frames: int, rng: random.Random, g: torch
     h, w = img.shape[-2:]
     crop = min(h, w, round(size * rng.uniform(1.0, 1.6)))
     y, x = rng.randrange(h - crop + 1), rng.randrange(w - crop + 1)
-    return pan_zoom_clip(img[:, y : y + crop, x : x + crop], frames, (size, size), g)
+    fast = rng.random() < 0.25                    # a quick pan now and then: neighbours that do not line up
+    return pan_zoom_clip(img[:, y : y + crop, x : x + crop], frames, (size, size), g,
+                         speed=0.06 if fast else 0.004)
 
 
 def clean_batch(src: Sources, cfg: DataConfig, rng: random.Random, g: torch.Generator, size: int,
