@@ -63,3 +63,21 @@ def test_fp16_tiled_model_on_cuda_matches_fp32_on_cpu() -> None:
     b = (gpu.submit(frames) + gpu.drain())[0][1]
     assert a.shape == b.shape == (2, 80, 112, 3)
     assert int((a.int() - b.int()).abs().max()) <= 2
+
+
+@pytest.mark.parametrize("tile", [0, 32])
+def test_temporal_windows_on_cuda_match_the_cpu(tile: int) -> None:
+    """A FilmNet-style window model: the frames uploaded once, the (pinned) index gathered on the device."""
+    from vflow.models.film import FilmNet
+
+    torch.manual_seed(0)
+    net = FilmNet(frames=3, width=8, depth=2).eval()
+    torch.nn.init.normal_(net.tail.weight, std=0.05)
+    frames = torch.randint(0, 256, (6, 48, 64, 3), dtype=torch.uint8)
+    index = torch.tensor([[0, 0, 1], [0, 1, 2], [1, 2, 3], [2, 3, 3], [4, 4, 5], [4, 5, 5]])
+    cpu = DeviceRunner(net, CPU, tile=tile, tile_overlap=32)
+    gpu = DeviceRunner(copy.deepcopy(net).to(CUDA), CUDA, tile=tile, tile_overlap=32)
+    a = (cpu.submit(frames, windows=index) + cpu.drain())[0][1]
+    b = (gpu.submit(frames, windows=index) + gpu.drain())[0][1]
+    assert a.shape == b.shape == (6, 48, 64, 3)
+    assert int((a.int() - b.int()).abs().max()) <= 1

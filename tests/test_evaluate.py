@@ -72,8 +72,14 @@ def test_cli_eval_without_inputs_or_models_is_an_error(capsys: pytest.CaptureFix
     assert "--reference" in capsys.readouterr().err
 
 
-def test_table_shows_each_family_and_the_mean() -> None:
+def test_table_shows_each_family_and_the_mean_of_the_degraded_ones() -> None:
     from vflow.evaluate import Score
 
-    t = table([Score("a", "noise", 30.0, 0.9, 3), Score("a", "mix", 20.0, 0.7, 3)])
-    assert t.splitlines()[2] == "| a | 30.00 / 0.900 | 20.00 / 0.700 | 25.00 / 0.800 |"
+    t = table([Score("a", "noise", 30.0, 0.9, 3), Score("a", "mix", 20.0, 0.7, 3), Score("a", "clean", 99.99, 1.0, 3)])
+    assert t.splitlines()[2] == "| a | 30.00 / 0.900 | 20.00 / 0.700 | 99.99 / 1.000 | 25.00 / 0.800 |"
+
+
+def test_the_clean_row_is_the_clean_clip() -> None:
+    (pair,) = eval_pairs(data_config(load_config(CONFIG)), clips=1, frames=3, size=64, rows=("clean",))
+    assert np.array_equal(pair.degraded, pair.clean)
+    assert score([pair], ["input"])[0].psnr == 99.99

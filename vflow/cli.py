@@ -53,7 +53,7 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--clips", type=int, default=4, help="clips per degradation family (default 4)")
     e.add_argument("--frames", type=int, default=9, help="frames per clip, odd (default 9)")
     e.add_argument("--size", type=int, default=192, help="clip side in pixels (default 192)")
-    e.add_argument("--families", help="rows to score (default: blur,noise,compression,film,vhs,mix)")
+    e.add_argument("--families", help="rows to score (default: blur,noise,compression,film,vhs,mix,clean)")
     e.add_argument("--device", default="cpu", help="device for models and graphs (default cpu)")
     e.add_argument("--json", metavar="REPORT", help="write per-frame figures as JSON")
     e.add_argument("--no-ssim", action="store_true", help="PSNR only (faster)")

@@ -4,7 +4,7 @@ The clips are made from the *validation* files of a training config (held out of
 clean windows of the held-out videos and slow pan/zooms over the held-out photos, degraded with
 :func:`vflow.train.degrade.degrade`, one family at a time (every operator of the family firing) and as
 the full random mix of the training chain (every family possible, the real codec pass last), then
-rounded to 8 bits as a file would be. They are drawn with :data:`EVAL_SEED`, a seed that no training,
+rounded to 8 bits as a file would be; and undegraded (``clean``: a method should leave it as it is). They are drawn with :data:`EVAL_SEED`, a seed that no training,
 validation or tuning run uses: these figures are for checking only.
 
 A method maps a degraded clip (T, H, W, 3) uint8 to a restored one of the clean size:
@@ -36,8 +36,8 @@ from .train.data import DataConfig, clean_batch, splits
 from .train.degrade import FAMILIES, degrade
 
 EVAL_SEED = 7_000_003          # checking only: never drawn by training, validation or tuning
-MIX = "mix"
-ROWS = (*FAMILIES, MIX)
+MIX, CLEAN = "mix", "clean"
+ROWS = (*FAMILIES, MIX, CLEAN)     # clean: the clean clip itself, where doing no harm is the best score
 DEFAULT_METHODS = ("input", "hqdn3d", "nlmeans", "graph:restore_classic", "model:realesr-animevideov3",
                    "model:realesrgan-x4plus")
 # hqdn3d at FFmpeg's defaults (4:3:6:4.5); nlmeans at s=3 (its default, 1, leaves 8-bit frames unchanged)
@@ -73,7 +73,9 @@ def eval_pairs(cfg: DataConfig, clips: int = 4, frames: int = 9, size: int = 192
         rng = random.Random(f"{seed}/{r}")
         g = torch.Generator().manual_seed(rng.getrandbits(63))
         clean = clean_batch(val, data, rng, g, size, clips)
-        if row == MIX:
+        if row == CLEAN:
+            degraded = clean
+        elif row == MIX:
             degraded = degrade(clean, 1, g).clips
         else:
             degraded = degrade(clean, 1, g, only=[row], always=True).clips
@@ -198,7 +200,7 @@ def score(pairs: Sequence[Pair], methods: Sequence[str], device: str = "cpu",
             if got.shape != pair.clean.shape:
                 raise ValueError(f"{spec}: output {got.shape} is not the clean clip's {pair.clean.shape}")
             p, s = per.setdefault(pair.family, ([], []))
-            p += np.minimum(psnr(got, pair.clean), 100.0).tolist()
+            p += np.minimum(psnr(got, pair.clean), 99.99).tolist()      # equal frames: infinite PSNR
             s += ssim(got, pair.clean).tolist()
         for family, (p, s) in per.items():
             out.append(Score(spec, family, float(np.mean(p)), float(np.mean(s)), len(p)))
@@ -208,15 +210,15 @@ def score(pairs: Sequence[Pair], methods: Sequence[str], device: str = "cpu",
 
 
 def table(scores: Sequence[Score]) -> str:
-    """Markdown: one row per method, PSNR / SSIM per family and the mean over the families."""
+    """Markdown: one row per method, PSNR / SSIM per family and the mean over the degraded rows."""
     families = list(dict.fromkeys(s.family for s in scores))
     methods = list(dict.fromkeys(s.method for s in scores))
     cell = {(s.method, s.family): s for s in scores}
     head = "| method | " + " | ".join(families) + " | mean |"
     lines = [head, "|" + "---|" * (len(families) + 2)]
     for m in methods:
-        row = [cell[(m, f)] for f in families if (m, f) in cell]
+        row = [cell[(m, f)] for f in families if (m, f) in cell and f != CLEAN]
         cells = [f"{cell[(m, f)].psnr:.2f} / {cell[(m, f)].ssim:.3f}" if (m, f) in cell else "" for f in families]
-        mean = f"{np.mean([r.psnr for r in row]):.2f} / {np.mean([r.ssim for r in row]):.3f}"
+        mean = f"{np.mean([r.psnr for r in row]):.2f} / {np.mean([r.ssim for r in row]):.3f}" if row else ""
         lines.append(f"| {m} | " + " | ".join(cells) + f" | {mean} |")
     return "\n".join(lines)

@@ -181,7 +181,7 @@ class DeviceRunner:
         with torch.no_grad():
             x = frames.to(self.device, non_blocking=True).permute(0, 3, 1, 2)
             if windows is not None:
-                x = x[windows.to(self.device)]
+                x = x[windows]
             h, w = x.shape[-2:]
             if self.tile <= 0 or (self.tile >= h and self.tile >= w):
                 return self._to_uint8(self._run(x))
@@ -228,7 +228,10 @@ class DeviceRunner:
         staged = self._buffer(self.ring[index], tuple(frames.shape), self.backend.empty)
         self.ring[index] = staged
         staged.copy_(frames)
-        host, event = self.backend.download(self._forward(self.backend.upload(staged), windows))
+        index = None
+        if windows is not None:   # pinned first on CUDA, so that its copy is asynchronous too
+            index = self.backend.upload(windows.pin_memory() if self.backend.pinned else windows)
+        host, event = self.backend.download(self._forward(self.backend.upload(staged), index))
         self.in_flight.append((tag, host, event))
         return list(self._collect(keep=self.depth))
 
