@@ -78,7 +78,9 @@ class FilmNet(nn.Module):
 
     @property
     def tile_overlap(self) -> int:
-        """The smallest multiple of 8 whose blended tiles (:class:`~vflow.pipeline.gpu.DeviceRunner`) are exact."""
+        """The smallest multiple of 8 whose blended tiles (:class:`~vflow.pipeline.gpu.DeviceRunner`) are exact
+        for the local receptive field (with tile sides that are multiples of ``unshuffle``, so that every tile
+        keeps the frame's unshuffle grid)."""
         ov = 8
         while ov - ov // 4 < self.radius:
             ov += 8

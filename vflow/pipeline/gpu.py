@@ -130,10 +130,10 @@ class DeviceRunner:
     results that are ready (a batch comes back when ``depth`` newer batches are in flight, or at ``drain``);
     each result is ``(tag, frames)`` with ``frames`` a fresh uint8 CPU tensor.
 
-    Tiles overlap by ``tile_overlap`` pixels of context per side; neighbouring tiles are blended linearly
-    across the middle half of their overlap (``tile_overlap // 2`` pixels), so a model whose receptive field
-    is within ``tile_overlap * 3 / 4`` pixels gives the untiled result, and any other shows no seam. The
-    blending runs one row of tiles at a time: memory stays bounded by a strip of the frame.
+    Tiles overlap by ``tile_overlap`` pixels of context per side; neighbouring tiles are blended linearly over
+    ``tile_overlap // 2`` pixels centred on their border, so every pixel kept has at least 3/4 of the overlap
+    as context: a model whose receptive field is within that gives the untiled result, any other shows no
+    seam. The blending runs one row of tiles at a time: memory stays bounded by a strip of the frame.
     """
 
     def __init__(self, model: Model, device: torch.device, dtype: torch.dtype = torch.float32,
@@ -228,10 +228,10 @@ class DeviceRunner:
         staged = self._buffer(self.ring[index], tuple(frames.shape), self.backend.empty)
         self.ring[index] = staged
         staged.copy_(frames)
-        index = None
+        gather = None
         if windows is not None:   # pinned first on CUDA, so that its copy is asynchronous too
-            index = self.backend.upload(windows.pin_memory() if self.backend.pinned else windows)
-        host, event = self.backend.download(self._forward(self.backend.upload(staged), index))
+            gather = self.backend.upload(windows.pin_memory() if self.backend.pinned else windows)
+        host, event = self.backend.download(self._forward(self.backend.upload(staged), gather))
         self.in_flight.append((tag, host, event))
         return list(self._collect(keep=self.depth))
 

@@ -26,7 +26,8 @@ class Restore(Stage):
     uint8; fp16 on CUDA, fp32 on the CPU (``precision: auto``). ``scale`` below the model's scale resizes
     its output on the device (bicubic, antialiased). ``tile`` bounds memory for any frame size, with
     ``tile_overlap`` pixels of context per tile side (default: the model's own) and the tiles blended.
-    The same pixels come out whatever the batch size.
+    The same pixels come out whatever the batch size (within a level, rarely: oneDNN's algorithms vary
+    with it).
 
     ```yaml
     restore: {type: restore, params: {model: vflow-film-1x, batch: 8, tile: 0}}
