@@ -195,6 +195,7 @@ def train(cfg: dict[str, Any], resume: bool = False, quiet: bool = False) -> lis
     steps, warmup, decay = int(t["steps"]), int(t.get("warmup", 0)), float(t.get("ema", 0.999))
     decay_from, floor = int(t.get("decay_from", steps)), float(t.get("lr_floor", 0.05))
     val_every, ckpt_every = int(lg.get("val_every", 1000)), int(lg.get("ckpt_every", 500))
+    print_every = int(lg.get("print_every", 100))
     history: list[dict[str, float]] = []
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -258,6 +259,8 @@ def train(cfg: dict[str, Any], resume: bool = False, quiet: bool = False) -> lis
                 history.append(row)
                 losses = " ".join(f"{n} {v:.4f}" for n, v in row.items() if n not in ("step", "val_psnr") and math.isfinite(v))
                 bar.update(task, completed=step, description=losses + last_val)
+                if not quiet and not bar.console.is_terminal and step % print_every == 0:
+                    bar.console.print(f"step {step}: {losses}")     # a log file gets a line now and then
         finally:
             getattr(data, "_shutdown_workers", lambda: None)()   # stop the workers now, not at garbage collection
     return history
