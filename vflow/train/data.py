@@ -12,6 +12,8 @@ batches are drawn from them with their own seed, once.
 
 from __future__ import annotations
 
+import atexit
+import os
 import random
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -208,5 +210,9 @@ def validation(cfg: DataConfig, batch: int = 4) -> list[tuple[torch.Tensor, torc
 
 
 def one_thread(_: int) -> None:
-    """DataLoader ``worker_init_fn``: one torch thread per worker (two under contention were 20x slower)."""
+    """DataLoader ``worker_init_fn``: one torch thread per worker (two under contention were 20x slower), and
+    an exit that skips C++ static destructors: at a normal exit a worker's thread pools (OpenMP, numba, x264)
+    could abort it ("terminate called without an active exception"), which the DataLoader's SIGCHLD handler
+    turns into an error in the training process, after its last step."""
     torch.set_num_threads(1)
+    atexit.register(os._exit, 0)
