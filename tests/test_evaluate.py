@@ -31,6 +31,8 @@ def test_pairs_are_repeatable_per_family_and_seeded_apart_from_training(pairs) -
     assert EVAL_SEED not in (cfg["seed"], cfg["data"]["val_seed"])
     other = eval_pairs(data_config(cfg), clips=1, frames=3, size=64, rows=("noise",), seed=EVAL_SEED + 1)
     assert not np.array_equal(other[0].clean, pairs[0].clean)
+    (alone,) = eval_pairs(data_config(cfg), clips=1, frames=3, size=64, rows=("mix",))     # a row's own clips
+    assert np.array_equal(alone.degraded, pairs[1].degraded)
 
 
 def test_input_scores_the_degraded_clip_itself(pairs) -> None:

@@ -16,6 +16,7 @@ on the clip as a lossless file, its output lossless too).
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import shutil
 import subprocess
@@ -63,14 +64,14 @@ def _uint8(x: torch.Tensor) -> Clip:
 
 def eval_pairs(cfg: DataConfig, clips: int = 4, frames: int = 9, size: int = 192, rows: Sequence[str] = ROWS,
                seed: int = EVAL_SEED) -> list[Pair]:
-    """``clips`` pairs per row of ``rows`` (families, and ``mix``) from the validation files of ``cfg``."""
+    """``clips`` pairs per row of ``rows`` (families, ``mix``, ``clean``) from the validation files of ``cfg``."""
     val = splits(cfg)[1]
-    data = DataConfig(**{**cfg.__dict__, "frames": frames})
+    data = dataclasses.replace(cfg, frames=frames)
     pairs = []
-    for r, row in enumerate(rows):
+    for row in rows:
         if row not in ROWS:
             raise ValueError(f"unknown row {row!r}; known: {', '.join(ROWS)}")
-        rng = random.Random(f"{seed}/{r}")
+        rng = random.Random(f"{seed}/{row}")         # by name: a row's clips do not depend on the others asked
         g = torch.Generator().manual_seed(rng.getrandbits(63))
         clean = clean_batch(val, data, rng, g, size, clips)
         if row == CLEAN:
