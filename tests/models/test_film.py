@@ -8,12 +8,14 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vflow.models.film import FILM_SIZES, FilmNet, film, space_to_depth, stack_windows, window_indices
+from vflow.models.film import FILM_SIZES, MOTION_GATE, FilmNet, film, gate, space_to_depth, stack_windows, window_indices
 
 
 def perturbed(net: FilmNet, seed: int = 0, global_branch: bool = True) -> FilmNet:
-    """The net with non-zero last layers, as after training (the global branch's too, unless told not)."""
+    """The net with non-zero last layers, as after training (the global branch's too, unless told not), and
+    no motion gate (random frames are all motion to it; the gate has its own tests)."""
     torch.manual_seed(seed)
+    net.motion_gate = None
     last = [net.tail, net.glob[2]] if global_branch else [net.tail]
     for layer in last:
         torch.nn.init.normal_(layer.weight, std=0.05)
@@ -240,3 +242,22 @@ def test_stack_windows_feeds_the_net() -> None:
     assert torch.equal(windows[3], clip[[3, 3, 4]]) and torch.equal(windows[2], clip[[1, 2, 2]])
     with torch.inference_mode():
         assert torch.equal(FilmNet(frames=3, width=8, depth=1)(windows), clip)
+
+
+def test_the_motion_gate_replaces_neighbour_pixels_that_moved() -> None:
+    """A neighbour's pixels that differ from the centre frame by more than the gate (a fast edge) become the
+    centre frame's; small differences (noise) are kept; the net with its gate is the net on the gated window."""
+    x = torch.rand(1, 3, 3, 16, 16) * 0.2 + 0.4
+    moved = x.clone()
+    moved[:, 0, :, :, :8] = 1.0                       # the left half of frame t-1 is something else
+    moved[:, 2] += 0.02                               # frame t+1: a little noise, below the gate
+    gated = gate(moved, 1, MOTION_GATE)
+    assert torch.equal(gated[:, 0, :, :, :7], moved[:, 1, :, :, :7])
+    assert torch.equal(gated[:, 0, :, :, 11:], moved[:, 0, :, :, 11:])
+    assert torch.equal(gated[:, 1:], moved[:, 1:])
+    net = perturbed(FilmNet(frames=3, width=8, depth=1))
+    with torch.inference_mode():
+        off = net(gated)
+        net.motion_gate = MOTION_GATE
+        assert torch.equal(net(moved), off)
+        assert not torch.equal(net(moved), net(x))
