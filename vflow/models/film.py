@@ -35,7 +35,7 @@ FILM_SIZES: dict[str, dict[str, int]] = {
 }
 
 
-MOTION_GATE = 0.2    # 51 levels: no cost in validation PSNR (26.060 dB against 26.059 without), no ghosts
+MOTION_GATE = 0.2    # 51 levels: no ghosts, and validation PSNR 26.102 dB against 26.103 without (shipped weights)
 
 
 class FilmNet(nn.Module):
