@@ -45,13 +45,16 @@ def _split(n: int, draw: st.DrawFn) -> list[int]:
 @settings(max_examples=60, deadline=None)
 @given(st.data())
 def test_shot_windows_give_every_frame_its_window_within_its_shot(data: st.DataObject) -> None:
-    """Any stream length, batching, context and cut layout: frames leave in order, once, each with the window
+    """Any stream length, batching, context and cut layout (scene ids rising or reused): frames leave in
+    order, once, each with the window
     that window_indices gives over the whole clip, and the buffer never holds more than it must."""
     n = data.draw(st.integers(1, 40))
     context = data.draw(st.integers(0, 3))
     take = data.draw(st.integers(1, 8))
     cut_at = sorted(set(data.draw(st.lists(st.integers(1, max(1, n - 1)), max_size=5)))) if n > 1 else []
     scenes = _cuts(n, cut_at)
+    if data.draw(st.booleans()):            # ids that come back (a custom splitter's labels): shots are runs
+        scenes = [s % 2 for s in scenes]
     sizes = _split(n, data.draw)
     frames = torch.arange(n, dtype=torch.uint8).view(n, 1, 1, 1).expand(n, 2, 2, 3).contiguous()
     w, got, pts = ShotWindows(context), [], []

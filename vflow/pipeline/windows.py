@@ -61,9 +61,9 @@ class ShotWindows:
         if final or pending <= 0 or self.context == 0:
             return max(pending, 0)
         by_count = max(end - self.context - self._next, 0)
-        tail = self._scene[self._next - self._first:]
-        by_cut = int((tail != self._scene[-1]).sum())          # scene ids never decrease: a prefix
-        return max(by_count, by_cut)
+        cuts = (self._scene[1:] != self._scene[:-1]).nonzero()
+        last_shot = self._first + int(cuts[-1]) + 1 if len(cuts) else self._first   # where the last shot starts
+        return max(by_count, last_shot - self._next)
 
     def take(self, n: int, final: bool = False) -> Windows:
         """The next ``n`` frames (at most :meth:`ready`) with their windows; drops what no window needs."""
