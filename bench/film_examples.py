@@ -37,7 +37,7 @@ def frames_of(path: Path) -> np.ndarray:
 
 def restored(run, video: np.ndarray, t: int) -> np.ndarray:
     lo = max(0, min(t - 4, len(video) - 9))
-    return run(video[lo:lo + 9])[t - lo]
+    return run([video[lo:lo + 9]])[0][t - lo]
 
 
 def tensor(crop: np.ndarray, zoom: int = 2) -> torch.Tensor:
@@ -74,7 +74,7 @@ def main() -> None:
                 for yy in range(0, v.shape[1] - s - 1, 8) for xx in range(0, v.shape[2] - s - 1, 8)))
     _, yy, xx = best
     box = (slice(yy, yy + s), slice(xx, xx + s))
-    alone = run(np.repeat(v[t:t + 1], 5, axis=0))[2]         # frame t restored with no neighbours (as at cuts)
+    alone = run([np.repeat(v[t:t + 1], 5, axis=0)])[0][2]         # frame t restored with no neighbours (as at cuts)
     cells = [("t-1", v[t - 1]), ("t", v[t]), ("t+1", v[t + 1]), ("after", restored(run, v, t)), ("alone", alone)]
     write_png(out / "film_moving_edge.png", grid([(n, tensor(c[box], 3)) for n, c in cells]))
     print(f"wrote {out / 'film_before_after.png'} and {out / 'film_moving_edge.png'} (moving crop at x {xx}, y {yy})")

@@ -7,7 +7,7 @@ the full random mix of the training chain (every family possible, the real codec
 rounded to 8 bits as a file would be; and undegraded (``clean``: a method should leave it as it is). They are drawn with :data:`EVAL_SEED`, a seed that no training,
 validation or tuning run uses: these figures are for checking only.
 
-A method maps a degraded clip (T, H, W, 3) uint8 to a restored one of the clean size:
+A method maps degraded clips (T, H, W, 3) uint8 to restored ones of the clean size:
 ``input`` (nothing), ``hqdn3d`` and ``nlmeans`` (FFmpeg's filters, settings in :data:`FILTERS`, through
 the ``ffmpeg`` binary of ``imageio-ffmpeg``: PyAV's FFmpeg has no GPL filters), ``model:NAME`` (the restore stage with that model;
 upscaling models are brought back to the clean size on the device) and ``graph:NAME`` (a whole graph run
@@ -45,7 +45,7 @@ DEFAULT_METHODS = ("input", "hqdn3d", "nlmeans", "graph:restore_classic", "model
 FILTERS = {"hqdn3d": "hqdn3d", "nlmeans": "nlmeans=s=3"}
 
 Clip = np.ndarray       # (T, H, W, 3) uint8
-Method = Callable[[Clip], Clip]
+Method = Callable[[Sequence[Clip]], list[Clip]]      # clips in, each restored, in order
 
 
 @dataclass(frozen=True)
@@ -95,6 +95,10 @@ def ffmpeg_exe() -> str | None:
         return shutil.which("ffmpeg")
 
 
+def _each(run: Callable[[Clip], Clip]) -> Method:
+    return lambda clips: [run(c) for c in clips]
+
+
 def ffmpeg_filter(vf: str) -> Method:
     """An FFmpeg video filter over a clip, raw RGB through a pipe (planar RGB inside, so no chroma loss)."""
     exe = ffmpeg_exe()
@@ -110,22 +114,34 @@ def ffmpeg_filter(vf: str) -> Method:
             raise RuntimeError(f"ffmpeg -vf {vf}: {done.stderr.decode(errors='replace').strip()}")
         return np.frombuffer(done.stdout, np.uint8).reshape(t, h, w, 3)
 
-    return run
+    return _each(run)
 
 
 def model_method(name: str, device: str = "cpu") -> Method:
-    """The restore stage with model ``name`` (its output brought to the input's size), in memory, one shot."""
+    """The restore stage with model ``name`` (its output brought to the input's size), in memory: the clips
+    (all of one size) as one stream through one stage, each clip its own shot, so that no window mixes two
+    clips and the model is loaded once."""
     from .stages.restore import Restore
 
-    def run(clip: Clip) -> Clip:
-        t, h, w, _ = clip.shape
+    def run(clips: Sequence[Clip]) -> list[Clip]:
+        if not clips:
+            return []
+        h, w = clips[0].shape[1:3]
+        if any(c.shape[1:3] != (h, w) for c in clips):
+            raise ValueError(f"model:{name}: the clips must all be {w}x{h}")
         stage = Restore(model=name, scale=1, device=device, batch=4)
         info = VideoInfo(width=w, height=h, time_base=Fraction(1, 24), frame_rate=Fraction(24))
         stage.setup(StageContext(name="restore", inputs={"video": info}, connected_outputs=frozenset({"video"})))
-        batch = FrameBatch(frames=torch.from_numpy(np.ascontiguousarray(clip)), pts=torch.arange(t),
-                           time_base=Fraction(1, 24))
-        out = [*stage.process(batch), *stage.finish()]
-        return torch.cat([b.frames for b in out]).numpy()
+        out, start = [], 0
+        for shot, clip in enumerate(clips):
+            t = len(clip)
+            out += stage.process(FrameBatch(frames=torch.from_numpy(np.ascontiguousarray(clip)),
+                                            pts=torch.arange(start, start + t), time_base=Fraction(1, 24),
+                                            scene=torch.full((t,), shot, dtype=torch.int64)))
+            start += t
+        out += stage.finish()
+        frames = torch.cat([b.frames for b in out]).numpy()
+        return np.split(frames, np.cumsum([len(c) for c in clips])[:-1])
 
     return run
 
@@ -163,13 +179,13 @@ def graph_method(graph: str, device: str = "cpu") -> Method:
             p.run()
             return read_rgb(dst)
 
-    return run
+    return _each(run)
 
 
 def method(spec: str, device: str = "cpu") -> Method:
     """A method by its name in the table: ``input``, ``hqdn3d``, ``nlmeans``, ``model:NAME``, ``graph:NAME``."""
     if spec == "input":
-        return lambda clip: clip
+        return list
     if spec in FILTERS:
         return ffmpeg_filter(FILTERS[spec])
     kind, _, name = spec.partition(":")
@@ -196,8 +212,7 @@ def score(pairs: Sequence[Pair], methods: Sequence[str], device: str = "cpu",
     for spec in methods:
         run = method(spec, device)
         per: dict[str, tuple[list[float], list[float]]] = {}
-        for pair in pairs:
-            got = run(pair.degraded)
+        for pair, got in zip(pairs, run([pair.degraded for pair in pairs])):
             if got.shape != pair.clean.shape:
                 raise ValueError(f"{spec}: output {got.shape} is not the clean clip's {pair.clean.shape}")
             p, s = per.setdefault(pair.family, ([], []))

@@ -108,11 +108,13 @@ def tile_boxes(h: int, w: int, tile: int, overlap: int) -> Iterator[tuple[tuple[
             yield (y0, y1, x0, x1), (max(y0 - overlap, 0), min(y1 + overlap, h), max(x0 - overlap, 0), min(x1 + overlap, w))
 
 
-def blend_ramp(lo: int, hi: int, start: int, stop: int, size: int, band: int, scale: int) -> torch.Tensor:
+def blend_ramp(lo: int, hi: int, start: int, stop: int, size: int, band: int, scale: int,
+               device: torch.device | str = "cpu") -> torch.Tensor:
     """The blending weight, at output resolution, of the pixels ``lo*scale .. hi*scale`` of a tile whose core
     is ``start .. stop`` of a line of ``size`` pixels: 1 in the core, falling linearly to 0 across a band of
-    ``band`` pixels each side of every inner tile border, so the weights of neighbouring tiles sum to 1."""
-    u = (torch.arange(lo * scale, hi * scale, dtype=torch.float32) + 0.5) / scale
+    ``band`` pixels each side of every inner tile border, so the weights of neighbouring tiles sum to 1.
+    Made on ``device``: no host-to-device copy per tile."""
+    u = (torch.arange(lo * scale, hi * scale, dtype=torch.float32, device=device) + 0.5) / scale
     weight = torch.ones_like(u)
     if band > 0 and start > 0:
         weight = weight * ((u - (start - band)) / (2 * band)).clamp(0, 1)
@@ -204,14 +206,14 @@ class DeviceRunner:
                 px0, px1 = max(x0 - ov, 0), min(x1 + ov, w)
                 y = self._run(x[..., py0:py1, px0:px1])
                 s = y.shape[-1] // (px1 - px0)
-                if strip is None:
+                if strip is None:       # the strip's rows and their weights, once the scale is known
                     strip = torch.zeros((y.shape[0], 3, (ly1 - ly0) * s, w * s), dtype=torch.float32, device=self.device)
+                    wy = blend_ramp(ly0, ly1, y0, y1, h, band, s, self.device)[:, None]
                 if out is None:
                     out = torch.empty((y.shape[0], h * s, w * s, 3), dtype=torch.uint8, device=self.device)
-                wy = blend_ramp(ly0, ly1, y0, y1, h, band, s).to(self.device)
-                wx = blend_ramp(lx0, lx1, x0, x1, w, band, s).to(self.device)
+                wx = blend_ramp(lx0, lx1, x0, x1, w, band, s, self.device)
                 used = y[:, :, (ly0 - py0) * s:(ly1 - py0) * s, (lx0 - px0) * s:(lx1 - px0) * s].float()
-                strip[:, :, :, lx0 * s:lx1 * s] += used * wy[:, None] * wx
+                strip[:, :, :, lx0 * s:lx1 * s] += used * wy * wx
             assert strip is not None and out is not None
             if carry is not None:
                 strip[:, :, : carry.shape[2]] += carry
