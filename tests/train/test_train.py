@@ -5,6 +5,7 @@ norm, and ``vflow train``. Tiny synthetic data (a moving-pattern video and three
 from __future__ import annotations
 
 import math
+import random
 from pathlib import Path
 from typing import Any
 
@@ -12,11 +13,14 @@ import av
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from safetensors.torch import load_file
 
 from vflow.cli import main
 from vflow.models.film import film
 from vflow.train.data import Clips, DataConfig, make_batch, splits
+from vflow.train.degrade import degrade
 from vflow.train.discriminator import UNetDiscriminator
 from vflow.train.loop import CHECKPOINT, train
 
@@ -188,3 +192,57 @@ def test_strided_video_windows_skip_frames(data_root: Path) -> None:
     one, two = read_window(path, 0, 5), read_window(path, 0, 3, stride=2)
     assert torch.equal(two, one[::2])
     assert torch.equal(read_window(path, 10, 3, stride=2)[1:], read_window(path, 11, 1).expand(2, -1, -1, -1))
+
+
+@settings(max_examples=12, deadline=None)
+@given(p_clean=st.sampled_from([0.0, 0.3, 1.0]), p_single=st.sampled_from([0.0, 0.4, 1.0]),
+       index=st.integers(0, 50), scale=st.sampled_from([1, 2]))
+def test_regimes_leave_clean_clips_alone_and_single_families_alone(data_root: Path, p_clean: float, p_single: float,
+                                                                   index: int, scale: int) -> None:
+    from vflow.train.data import degrade_mixed, regime
+    from vflow.train.degrade import FAMILIES
+
+    cfg = DataConfig(root=data_root, videos=["video"], images=["images"], val=["video/b.mp4"], frames=3, patch=32,
+                     batch=4, scale=scale, p_clean=p_clean, p_single=min(p_single, 1 - p_clean))
+    clean = torch.rand(4, 3, 3, 32, 32)
+    rng, g = random.Random(f"r/{index}"), torch.Generator().manual_seed(index)
+    out = degrade_mixed(clean, cfg, rng, g)
+    assert out.shape == (4, 3, 3, 32 // scale, 32 // scale)
+    rng = random.Random(f"r/{index}")
+    drawn = [regime(cfg, rng) for _ in range(4)]
+    assert set(drawn) <= {"mix", "clean", *FAMILIES}
+    for i, kind in enumerate(drawn):
+        if kind == "clean" and scale == 1:
+            assert torch.equal(out[i], clean[i])
+    if p_clean == 1.0:
+        assert set(drawn) == {"clean"}
+    if p_clean == 0.0 and p_single == 0.0:      # the plain chain, one call, as before the regimes
+        plain = degrade(clean, scale, torch.Generator().manual_seed(index)).clips
+        assert torch.equal(out, plain)
+
+
+def test_one_family_alone_fires_only_that_family() -> None:
+    from vflow.train.degrade import FAMILIES, families
+
+    clean = torch.rand(6, 3, 3, 32, 32)
+    for family in FAMILIES:
+        rec = degrade(clean, 1, torch.Generator().manual_seed(1), only=[family]).record
+        assert all(families(r) <= {family} for r in rec), (family, rec)
+
+
+def test_init_starts_from_given_weights(data_root: Path, tmp_path: Path) -> None:
+    first = tmp_path / "first"
+    train(config(data_root, first, 3), quiet=True)
+    cfg = config(data_root, tmp_path / "tuned", 1)
+    cfg["model"]["init"] = str(first / "film_ema.safetensors")
+    cfg["train"]["lr_g"] = 0.0                     # no update: the EMA is the starting weights
+    train(cfg, quiet=True)
+    start, got = load_file(str(first / "film_ema.safetensors")), load_file(str(tmp_path / "tuned" / "film_ema.safetensors"))
+    assert all(torch.equal(start[k], got[k]) for k in start)
+    cfg = config(data_root, tmp_path / "wrong", 1)
+    cfg["model"].update(size="film-m", init=str(first / "film_ema.safetensors"))
+    with pytest.raises(ValueError, match="does not fit"):
+        train(cfg, quiet=True)
+    cfg["model"].update(size="film-s", init=str(tmp_path / "none.safetensors"))
+    with pytest.raises(FileNotFoundError, match="model.init"):
+        train(cfg, quiet=True)

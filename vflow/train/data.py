@@ -13,6 +13,7 @@ batches are drawn from them with their own seed, once.
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import os
 import random
 from collections.abc import Iterator, Sequence
@@ -27,7 +28,7 @@ from torch.utils.data import IterableDataset, get_worker_info
 from ..media.color import color_of, to_rgb
 from ..media.probe import read_image
 from ..models.film import window_indices
-from .degrade import degrade, pan_zoom_clip
+from .degrade import FAMILIES, degrade, pan_zoom_clip
 
 VIDEO_EXT = {".mp4", ".mkv", ".mov", ".y4m", ".h264", ".264", ".avi", ".webm"}
 IMAGE_EXT = {".jpg", ".jpeg", ".png"}
@@ -53,6 +54,8 @@ class DataConfig:
     val_patch: int = 128
     val_seed: int = 1_000_003
     degrade_only: Sequence[str] | None = None   # limit the chain (operators or families), e.g. for tests
+    p_clean: float = 0.0                     # share of clips left as they are: the net learns to do no harm
+    p_single: float = 0.0                    # share degraded by one family alone (drawn evenly), not the mix
 
 
 @dataclass
@@ -179,8 +182,43 @@ def make_batch(src: Sources, cfg: DataConfig, seed: int, index: int, size: int |
     drawn = rng.choice(range(lo, hi + 1, 16)) if lo < hi else lo
     size = size or drawn
     clean = clean_batch(src, cfg, rng, g, size, clips or cfg.batch)
-    degraded = degrade(clean, cfg.scale, g, only=cfg.degrade_only).clips
-    return degraded, clean[:, cfg.frames // 2].contiguous()
+    return degrade_mixed(clean, cfg, rng, g), clean[:, cfg.frames // 2].contiguous()
+
+
+def regime(cfg: DataConfig, rng: random.Random) -> str:
+    """What one clip gets: ``mix`` (the whole chain), ``clean`` (nothing) or one family's name alone."""
+    u = rng.random()
+    if u < cfg.p_clean:
+        return "clean"
+    if u < cfg.p_clean + cfg.p_single:
+        return rng.choice(FAMILIES)
+    return "mix"
+
+
+def degrade_mixed(clean: torch.Tensor, cfg: DataConfig, rng: random.Random, g: torch.Generator) -> torch.Tensor:
+    """The clips degraded each by its :func:`regime`: a chain per group of clips that share one, in the
+    order the groups first appear (one call, the plain chain, when every clip gets the mix)."""
+    kinds = [regime(cfg, rng) for _ in range(len(clean))] if cfg.p_clean or cfg.p_single else ["mix"] * len(clean)
+    h, w = clean.shape[-2:]
+    out = clean.new_empty((*clean.shape[:3], h // cfg.scale, w // cfg.scale))
+    for kind in dict.fromkeys(kinds):
+        idx = torch.tensor([i for i, k in enumerate(kinds) if k == kind])
+        part = clean[idx]
+        if kind == "clean":
+            done = part if cfg.scale == 1 else _downscale(part, cfg.scale)
+        else:
+            only = cfg.degrade_only if kind == "mix" else [kind]
+            done = degrade(part, cfg.scale, g, only=only).clips
+        out[idx] = done
+    return out
+
+
+def _downscale(clips: torch.Tensor, scale: int) -> torch.Tensor:
+    """A clean clip at ``1/scale`` (antialiased bicubic): what a clean low-resolution source is."""
+    b, t, c, h, w = clips.shape
+    small = F.interpolate(clips.reshape(b * t, c, h, w), size=(h // scale, w // scale), mode="bicubic",
+                          antialias=True, align_corners=False)
+    return small.reshape(b, t, c, h // scale, w // scale).clamp(0, 1)
 
 
 class Clips(IterableDataset):
@@ -202,8 +240,10 @@ class Clips(IterableDataset):
 
 
 def validation(cfg: DataConfig, batch: int = 4) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """The fixed validation batches: ``val_clips`` clips of ``val_patch`` px from the held-out files."""
+    """The fixed validation batches: ``val_clips`` clips of ``val_patch`` px from the held-out files, every
+    one through the whole chain (the mix: comparable between runs whatever their regimes)."""
     val = splits(cfg)[1]
+    cfg = dataclasses.replace(cfg, p_clean=0.0, p_single=0.0)
     n = cfg.val_clips
     return [make_batch(val, cfg, cfg.val_seed, i, cfg.val_patch, min(batch, n - i * batch))
             for i in range((n + batch - 1) // batch)]

@@ -51,7 +51,9 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> dict[str, An
         for k in parents:
             node = node.setdefault(k, {})
         node[last] = yaml.safe_load(value)
-    for section, key in (("data", "root"), ("log", "dir")):
+    for section, key in (("data", "root"), ("log", "dir"), ("model", "init")):
+        if cfg.get(section, {}).get(key) is None:
+            continue
         p = Path(cfg[section][key])
         cfg[section][key] = str(p if p.is_absolute() else (path.parent / p).resolve())
     return cfg
@@ -133,6 +135,18 @@ def save_weights(net: FilmNet, path: Path, step: int) -> None:
     os.replace(tmp, path)
 
 
+def init_weights(net: FilmNet, path: Path) -> None:
+    """Load a generator's weights (safetensors, as :func:`save_weights` writes) to start from; they must fit."""
+    from safetensors.torch import load_file
+
+    if not path.is_file():
+        raise FileNotFoundError(f"model.init: {path} does not exist")
+    try:
+        net.load_state_dict(load_file(str(path)))
+    except RuntimeError as e:
+        raise ValueError(f"model.init: {path} does not fit the model of this config: {e}") from None
+
+
 def lr_factor(step: int, steps: int, decay_from: int, floor: float) -> float:
     """The learning-rate multiplier at ``step``: 1 up to ``decay_from``, then a cosine down to ``floor`` at ``steps``."""
     if step < decay_from or steps <= decay_from:
@@ -170,6 +184,8 @@ def train(cfg: dict[str, Any], resume: bool = False, quiet: bool = False) -> lis
     np.random.seed(seed % 2**32)
     random.seed(seed)
     g_net = film(m["size"], m["frames"], m["scale"]).to(dev)
+    if m.get("init") and not resume:        # fine-tune: start from these weights (a resume has its own)
+        init_weights(g_net, Path(m["init"]))
     d_net = UNetDiscriminator(cfg.get("discriminator", {}).get("width", 32)).to(dev)
     ema = copy.deepcopy(g_net).eval().requires_grad_(False)
     betas = tuple(t.get("betas", (0.9, 0.99)))
