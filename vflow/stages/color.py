@@ -17,6 +17,12 @@ _LUMA = torch.tensor([0.299, 0.587, 0.114])
 _CELLS = 256  # Lab grid cells per channel for the transfer's tables and histograms
 _GRID = lab_grid(_CELLS)
 _LEVELS = np.linspace(0.0, 1.0, 1025)  # quantile levels sampled from the reference
+# levels: the evidence that a shot's blacks are lifted grows from 0 to 1 as its darkest channel's black point
+# goes from LIFTED to LIFTED + RAMP, and falls to 0 as the channels' black points spread from NEUTRAL to
+# 2 * NEUTRAL apart. The blacks then go that much of SHARE of the way down to BLACK (the true black is
+# unknown: half the way never overshot). Chosen on vflow.evalclips' tune part (bench/bench_color_levels.py):
+# clean tune shots have black points up to 58.
+LIFTED, RAMP, BLACK, SHARE, NEUTRAL = 56.0, 16.0, 8.0, 0.5, 12.0
 
 
 @stage("color")
@@ -25,9 +31,11 @@ class Color(Stage):
 
     Each frame's per-channel black and white points (the ``clip`` fraction of pixels at each end) and
     channel means are followed by a moving average that restarts at every scene cut, so a correction
-    never pumps from frame to frame inside a shot. ``levels`` stretches each channel to full range
-    (per channel, which also undoes the uneven dye fading of old film; ``max_gain`` guards against
-    blowing up noise); ``white_balance`` scales the channels to a common grey (grey world);
+    never pumps from frame to frame inside a shot. ``levels`` brings lifted blacks down, per channel, and
+    only where the shot shows it is faded: every channel's black point high (above :data:`LIFTED`) and
+    alike (a fade lifts the dyes alike; shadows of one colour are a choice of light). The white point
+    stays: low whites may be a night scene. A clean, well-exposed shot, a night scene or a warm one is
+    left as it is; ``max_gain`` bounds the stretch. ``white_balance`` scales the channels to a common grey (grey world);
     ``saturation`` scales chroma around luma; ``strength`` blends the correction with the input.
     ``reference`` (an image: a photo of the same people or place) transfers its colour statistics, per
     Lab channel, from statistics of the shot smoothed like the rest: ``transfer: meanstd`` maps the
@@ -86,13 +94,14 @@ class Color(Stage):
         """Per-channel 256-entry map for the smoothed statistics."""
         lo, hi, mean = state
         v = np.arange(256, dtype=np.float64)[:, None]
+        mapped = np.repeat(v, 3, axis=1)
         if self.levels:
-            span = np.maximum(hi - lo, 255.0 / self.max_gain)
-            lo_used = np.minimum(lo, 255.0 - span)
-            mapped = (v - lo_used) * (255.0 / span)
-            mean = (mean - lo_used) * (255.0 / span)
-        else:
-            mapped = np.repeat(v, 3, axis=1)
+            w = float(np.clip((lo.min() - LIFTED) / RAMP, 0.0, 1.0))
+            w *= float(np.clip(1.0 - (np.ptp(lo) - NEUTRAL) / NEUTRAL, 0.0, 1.0))
+            new_lo = lo - w * SHARE * np.maximum(lo - BLACK, 0.0)
+            gain = np.minimum((hi - new_lo) / np.maximum(hi - lo, 1.0), self.max_gain)
+            mapped = new_lo + (v - lo) * gain
+            mean = new_lo + (mean - lo) * gain
         if self.white_balance:
             gains = np.clip(mean.mean() / np.maximum(mean, 1.0), 1.0 / self.max_gain, self.max_gain)
             mapped = mapped * gains
