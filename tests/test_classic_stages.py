@@ -63,17 +63,25 @@ def _cut_batches() -> list[FrameBatch]:
     return [b.replace(scene=(torch.arange(5) + 5 * i >= 6).long()) for i, b in enumerate(batches)]
 
 
-@pytest.mark.parametrize("mode", ["denoise", "deflicker"])
-def test_temporal_state_does_not_cross_a_cut(mode: str) -> None:
-    stage = TemporalSmooth(mode=mode)
+def _run(stage: TemporalSmooth, batches: list[FrameBatch]) -> FrameBatch:
+    """Every frame ``stage`` gives back for ``batches`` (from ``process`` and ``finish``), as one batch."""
+    from vflow.pipeline.stage import iter_results
+
     stage.setup(None)  # type: ignore[arg-type]
-    out = torch.cat([stage.process(b).frames for b in _cut_batches()])
-    fresh = TemporalSmooth(mode=mode)
-    fresh.setup(None)  # type: ignore[arg-type]
+    out = [r for b in batches for r in iter_results(stage.process(b))] + list(iter_results(stage.finish()))
+    return FrameBatch(frames=torch.cat([b.frames for b in out]), pts=torch.cat([b.pts for b in out]),
+                      time_base=batches[0].time_base, scene=torch.cat([b.scene for b in out]))
+
+
+@pytest.mark.parametrize("mode", ["denoise", "deflicker", "both"])
+def test_temporal_state_does_not_cross_a_cut(mode: str) -> None:
+    out = _run(TemporalSmooth(mode=mode), _cut_batches())
+    assert out.pts.tolist() == list(range(10)) and out.scene.tolist() == [0] * 6 + [1] * 4
     after = torch.cat([b.frames for b in _cut_batches()])[6:]
-    alone = fresh.process(FrameBatch(frames=after.contiguous(), pts=torch.arange(4), time_base=_cut_batches()[0].time_base,
-                                     scene=torch.ones(4, dtype=torch.int64))).frames
-    assert torch.equal(out[6:], alone)
+    alone = _run(TemporalSmooth(mode=mode), [FrameBatch(frames=after.contiguous(), pts=torch.arange(4),
+                                                        time_base=_cut_batches()[0].time_base,
+                                                        scene=torch.ones(4, dtype=torch.int64))])
+    assert torch.equal(out.frames[6:], alone.frames)
 
 
 def test_metrics_per_frame_and_mean(tmp_path: Path) -> None:

@@ -1,6 +1,6 @@
-"""Scene-aware temporal filters: motion-adaptive recursive denoise and deflicker.
+"""Scene-aware motion-adaptive recursive temporal denoise (deflicker: :mod:`vflow.kernels.deflicker`).
 
-Both hold state between batches and restart it whenever the scene id changes, so nothing bleeds
+It holds state between batches and restarts it whenever the scene id changes, so nothing bleeds
 across a cut. Frames are ``(N, H, W, 3)`` uint8 RGB, C-contiguous.
 """
 
@@ -356,56 +356,3 @@ class TemporalDenoiser(SceneKernel):
                            sigma, self.alpha_min, self.lo, self.hi, self.range_k)
             self._state, self._next = self._next, self._state
         spatial_step(self._state, self._coef, out, self._rows)
-
-
-@serialised
-@nb.njit(nogil=True, cache=True, parallel=True)
-def channel_means(frame: np.ndarray) -> np.ndarray:
-    """Mean of each channel of an ``(H, W, 3)`` frame."""
-    h, w, _ = frame.shape
-    rows = np.zeros((h, 3), np.float64)
-    for y in nb.prange(h):
-        for x in range(w):
-            for c in range(3):
-                rows[y, c] += frame[y, x, c]
-    return rows.sum(axis=0) / (h * w)
-
-
-@serialised
-@nb.njit(nogil=True, cache=True, parallel=True)
-def apply_gains(frame: np.ndarray, gains: np.ndarray, out: np.ndarray) -> None:
-    """``out = clip(round(frame * gains[c]))`` through a per-channel lookup table."""
-    lut = np.empty((3, 256), np.uint8)
-    for c in range(3):
-        for v in range(256):
-            lut[c, v] = min(max(int(v * gains[c] + 0.5), 0), 255)
-    h, w, _ = frame.shape
-    for y in nb.prange(h):
-        for x in range(w):
-            for c in range(3):
-                out[y, x, c] = lut[c, frame[y, x, c]]
-
-
-class Deflicker(SceneKernel):
-    """Match each frame's per-channel means to a moving reference (EMA over the scene's frames).
-
-    ``window`` is the EMA span in frames; gains are clamped to ``[1 / max_gain, max_gain]``.
-    """
-
-    def __init__(self, window: int = 15, max_gain: float = 1.5) -> None:
-        self.beta, self.max_gain = 2.0 / (window + 1.0), max_gain
-        self.reset()
-
-    def reset(self) -> None:
-        """Drop the reference; the next frame starts it."""
-        self._ref: np.ndarray | None = None
-        self._scene: int | None = None
-
-    def _step(self, frame: np.ndarray, scene: int, out: np.ndarray) -> None:
-        means = channel_means(frame)
-        if scene != self._scene or self._ref is None:
-            self._ref, self._scene = means.copy(), scene
-        else:
-            self._ref += self.beta * (means - self._ref)
-        gains = np.clip((self._ref + 1.0) / (means + 1.0), 1.0 / self.max_gain, self.max_gain)
-        apply_gains(frame, gains, out)

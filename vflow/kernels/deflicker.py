@@ -1,0 +1,166 @@
+"""Deflicker that leaves real light alone: flicker is a brief gain common to the whole frame; a fade, a
+light switched on or a bright object coming in are not.
+
+Each frame is summarised by the log mean of each channel over a grid of blocks; the frame's change of level
+from the last frame of its shot is the median over the blocks of their change (an object that moves changes
+a few blocks, not the median), and summing them gives the shot's common log level per channel. The true
+level is taken to be piecewise linear in time (a steady scene, a fade, a light switched on: a steep ramp of a
+frame or two), which L1 trend filtering finds (Kim et al. 2009: least squares plus ``strength`` times the
+noise level times the L1 norm of the second differences, solved by iteratively reweighted least squares)
+over a window of ``2 * radius + 1`` frames around each frame, within its shot. The frame is scaled by the
+gap between the trend and its level.
+
+The frame waits for ``radius`` successors of its shot (or the end of the shot), so the kernel holds at most
+``radius`` frames: memory is bounded by the window, not by the video.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+import numba as nb
+import numpy as np
+
+from . import serialised
+from .frames import check_frames
+
+GRID = (6, 8)          # block rows, columns
+DARK = 8.0             # blocks darker than this (levels) tell nothing about a gain
+MIN_SHOT = 5           # shorter shots are left alone: too few frames to tell flicker from content
+
+
+@serialised
+@nb.njit(nogil=True, cache=True, parallel=True)
+def block_means(frame: np.ndarray, rows: int, cols: int) -> np.ndarray:
+    """``(rows, cols, 3)`` mean of each channel over a grid of blocks of an ``(H, W, 3)`` frame."""
+    h, w, _ = frame.shape
+    out = np.zeros((rows, cols, 3), np.float64)
+    for r in nb.prange(rows):
+        y0, y1 = r * h // rows, (r + 1) * h // rows
+        for c in range(cols):
+            x0, x1 = c * w // cols, (c + 1) * w // cols
+            for y in range(y0, y1):
+                for x in range(x0, x1):
+                    for k in range(3):
+                        out[r, c, k] += frame[y, x, k]
+            out[r, c] /= max(1, (y1 - y0) * (x1 - x0))
+    return out
+
+
+@serialised
+@nb.njit(nogil=True, cache=True, parallel=True)
+def apply_gains(frame: np.ndarray, gains: np.ndarray, out: np.ndarray) -> None:
+    """``out = clip(round(frame * gains[c]))`` through a per-channel lookup table."""
+    lut = np.empty((3, 256), np.uint8)
+    for c in range(3):
+        for v in range(256):
+            lut[c, v] = min(max(int(v * gains[c] + 0.5), 0), 255)
+    h, w, _ = frame.shape
+    for y in nb.prange(h):
+        for x in range(w):
+            for c in range(3):
+                out[y, x, c] = lut[c, frame[y, x, c]]
+
+
+def trend(y: np.ndarray, lam: float, iters: int = 30) -> np.ndarray:
+    """L1 trend filtering of ``y`` (n,): argmin ||y - z||^2 / 2 + lam * ||D2 z||_1, by IRLS."""
+    n = len(y)
+    if n < 4 or lam <= 0:
+        return y.copy()
+    d2 = np.zeros((n - 2, n))
+    i = np.arange(n - 2)
+    d2[i, i], d2[i, i + 1], d2[i, i + 2] = 1.0, -2.0, 1.0
+    z, eye = y.copy(), np.eye(n)
+    for _ in range(iters):
+        w = 1.0 / np.maximum(np.abs(d2 @ z), 1e-4)
+        z = np.linalg.solve(eye + lam * d2.T @ (w[:, None] * d2), y)
+    return z
+
+
+def noise_level(y: np.ndarray) -> float:
+    """The frame-to-frame noise of a level series, robustly: MAD of its second differences / sqrt(6)."""
+    d = np.diff(y, 2)
+    return float(np.median(np.abs(d - np.median(d))) * 1.4826 / np.sqrt(6)) if len(d) else 0.0
+
+
+def common_change(prev: np.ndarray, cur: np.ndarray) -> np.ndarray:
+    """The change of log level per channel from block means ``prev`` to ``cur`` (blocks, 3) that is common
+    to the frame: the median over the blocks bright enough in both, weighted by how well they agree (in full
+    where they all change alike; not at all where their spread is as large as the change: a light in the
+    scene, a hologram, a moving object are content, not a gain of the whole frame)."""
+    out = np.zeros(3)
+    for c in range(3):
+        ok = (prev[:, c] > DARK) & (cur[:, c] > DARK)
+        if not ok.any():
+            continue
+        d = np.log(cur[ok, c]) - np.log(prev[ok, c])
+        m = float(np.median(d))
+        spread = float(np.median(np.abs(d - m)))
+        out[c] = m * float(np.clip(1 - spread / max(abs(m), 1e-9), 0.0, 1.0))
+    return out
+
+
+class Deflicker:
+    """Push ``(N, H, W, 3)`` uint8 frames with their scene ids; get back the frames that are ready, in order
+    (``flush`` returns the rest at the end). Calling it on a whole clip does both."""
+
+    def __init__(self, radius: int = 24, strength: float = 5.0, max_gain: float = 1.5) -> None:
+        if radius < 1 or strength < 0 or max_gain < 1:
+            raise ValueError("radius must be >= 1, strength >= 0 and max_gain >= 1")
+        self.radius, self.strength, self.max_gain = radius, strength, max_gain
+        self.flush()
+
+    def __call__(self, frames: np.ndarray, scene_ids: np.ndarray) -> np.ndarray:
+        out = self.push(frames, scene_ids) + self.flush()
+        return np.stack(out) if out else np.empty_like(frames)
+
+    def push(self, frames: np.ndarray, scene_ids: np.ndarray) -> list[np.ndarray]:
+        check_frames(frames, scene_ids)
+        out: list[np.ndarray] = []
+        for frame, scene in zip(frames, scene_ids.tolist()):
+            if scene != self._scene:
+                out += self.flush()
+                self._scene = scene
+            frame = np.ascontiguousarray(frame)
+            blocks = block_means(frame, *GRID).reshape(-1, 3)
+            level = self._levels[-1] + common_change(self._blocks, blocks) if self._levels else np.zeros(3)
+            self._frames.append(frame)
+            self._levels.append(level)
+            self._blocks = blocks
+            out += self._emit(final=False)
+        return out
+
+    def flush(self) -> list[np.ndarray]:
+        """The waiting frames of the current shot, which has ended."""
+        out = self._emit(final=True) if getattr(self, "_frames", None) else []
+        self._frames: deque[np.ndarray] = deque()   # waiting frames, the last ones of the current shot
+        self._levels: list[np.ndarray] = []         # the shot's common log levels (the last 2r+1 kept)
+        self._blocks = np.zeros((GRID[0] * GRID[1], 3))
+        self._first = 0                             # shot index of _levels[0]
+        self._next = 0                              # shot index of _frames[0]
+        self._scene: int | None = None
+        return out
+
+    def _emit(self, final: bool) -> list[np.ndarray]:
+        known = self._first + len(self._levels)      # frames of the shot seen so far
+        if final and self._next == 0 and known < MIN_SHOT:     # a shot too short to tell: as it is
+            out = list(self._frames)
+            self._frames.clear()
+            return out
+        out = []
+        while self._frames and (final or self._next + self.radius < known):
+            frame, t = self._frames.popleft(), self._next
+            lo, hi = max(self._first, t - self.radius), min(known, t + self.radius + 1)
+            y = np.stack(self._levels[lo - self._first : hi - self._first])
+            gains = np.ones(3)
+            for c in range(3):
+                z = trend(y[:, c], self.strength * noise_level(y[:, c]))
+                gains[c] = np.exp(z[t - lo] - y[t - lo, c])
+            done = np.empty_like(frame)
+            apply_gains(frame, np.clip(gains, 1 / self.max_gain, self.max_gain), done)
+            out.append(done)
+            self._next += 1
+            drop = max(0, self._next - self.radius - self._first)
+            del self._levels[:drop]
+            self._first += drop
+        return out
