@@ -17,16 +17,10 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from vflow.evalclips import clips, run_stage
+from vflow.evalclips import clip_psnr, clips, run_stage
 from vflow.stages.color import Color
 
 ROOT = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-
-
-def clip_psnr(a: np.ndarray, b: np.ndarray) -> float:
-    """PSNR over a whole clip (dB; 99.99 where it is unchanged)."""
-    mse = float(np.mean((a.astype(np.float64) - b) ** 2))
-    return min(99.99, 10 * np.log10(255**2 / mse)) if mse else 99.99
 
 
 def main() -> None:

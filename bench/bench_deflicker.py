@@ -12,7 +12,6 @@ against the truth; speed on a real 640x360 shot (Tears of Steel frames 66-113) u
 from __future__ import annotations
 
 import argparse
-import math
 import time
 from fractions import Fraction
 from pathlib import Path
@@ -21,7 +20,7 @@ import av
 import av.filter
 import numpy as np
 
-from vflow.evalclips import clips, scene_ids
+from vflow.evalclips import clip_psnr, clips, scene_ids
 from vflow.kernels.deflicker import Deflicker
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -38,11 +37,6 @@ def shot() -> np.ndarray:
 def jitter(frames: np.ndarray, truth: np.ndarray) -> float:
     err = (frames.reshape(len(frames), -1, 3) @ LUMA).mean(1) - (truth.reshape(len(truth), -1, 3) @ LUMA).mean(1)
     return float(np.abs(np.diff(err)).mean())
-
-
-def clip_psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((a.astype(np.float64) - b) ** 2))
-    return min(99.99, 10 * math.log10(255**2 / mse)) if mse else 99.99
 
 
 def ffmpeg_deflicker(frames: np.ndarray, args: str = "size=5:mode=am") -> np.ndarray:

@@ -17,23 +17,11 @@ from pathlib import Path
 import numpy as np
 from scenedetect import AdaptiveDetector, ContentDetector, FrameTimecode
 
-from vflow.evalclips import clips
+from vflow.evalclips import clips, match_cuts
 from vflow.kernels.scene import SceneDetector
 
 ROOT = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 TOLERANCE = 1
-
-
-def score(found: list[int], truth: tuple[int, ...], gradual: tuple[tuple[int, int], ...]) -> tuple[int, int, int]:
-    """(hits, misses, false cuts) of ``found`` against ``truth``, ignoring detections in ``gradual``."""
-    found = [f for f in found if not any(a - TOLERANCE <= f <= b + TOLERANCE for a, b in gradual)]
-    unused, hits = set(truth), 0
-    for t in found:
-        match = next((u for u in sorted(unused) if abs(u - t) <= TOLERANCE), None)
-        if match is not None:
-            unused.discard(match)
-            hits += 1
-    return hits, len(truth) - hits, len(found) - hits
 
 
 def vflow_cuts(frames: np.ndarray) -> list[int]:
@@ -69,7 +57,7 @@ def main() -> None:
     for name, run in methods.items():
         totals, weak = np.zeros(3, int), 0
         for c in made:
-            hmf = np.array(score(run(c.frames, float(c.fps)), c.cuts, c.gradual))
+            hmf = np.array(match_cuts(run(c.frames, float(c.fps)), c.cuts, c.gradual, TOLERANCE))
             totals += hmf
             h_, m_, f_ = hmf
             weak += (2 * h_ / max(1, 2 * h_ + m_ + f_) if h_ + m_ + f_ else 1.0) < 0.9

@@ -24,7 +24,9 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -249,6 +251,26 @@ def clips(kind: str, part: Part, count: int, root: Path, size: tuple[int, int] =
           first: int = 0) -> list[EvalClip]:
     """``count`` clips of ``kind`` in ``part``, from index ``first`` on."""
     return [make(kind, part, i, root, size) for i in range(first, first + count)]
+
+
+def clip_psnr(a: np.ndarray, b: np.ndarray, cap: float = 99.99) -> float:
+    """PSNR (dB) over a whole clip, uint8 levels; ``cap`` where the clips are (nearly) equal."""
+    mse = float(np.mean((a.astype(np.float64) - b) ** 2))
+    return min(cap, 10 * math.log10(255**2 / mse)) if mse else cap
+
+
+def match_cuts(found: Sequence[int], truth: Sequence[int], ignore: Sequence[tuple[int, int]] = (),
+               tolerance: int = 1) -> tuple[int, int, int]:
+    """(hits, misses, false cuts): a detection within ``tolerance`` frames of an unused true cut is a hit;
+    detections inside an ``ignore`` range (a dissolve, a fade; widened by ``tolerance``) count neither way."""
+    found = [f for f in found if not any(a - tolerance <= f <= b + tolerance for a, b in ignore)]
+    unused, hits = set(truth), 0
+    for t in found:
+        match = next((u for u in sorted(unused) if abs(u - t) <= tolerance), None)
+        if match is not None:
+            unused.discard(match)
+            hits += 1
+    return hits, len(truth) - hits, len(found) - hits
 
 
 def scene_ids(clip: EvalClip) -> np.ndarray:

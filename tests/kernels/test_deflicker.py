@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kernel_media import decode
-from vflow.evalclips import make, scene_ids
+from vflow.evalclips import clip_psnr, make, scene_ids
 from vflow.kernels.deflicker import Deflicker, trend
 
 TOS = "video/clean_scenecut_tears_of_steel_640x360.mp4"
@@ -25,11 +24,6 @@ def luma_means(frames: np.ndarray) -> np.ndarray:
 def jitter(frames: np.ndarray, truth: np.ndarray) -> float:
     """Mean frame-to-frame change of the mean luma's error: what flicker is."""
     return float(np.abs(np.diff(luma_means(frames) - luma_means(truth))).mean())
-
-
-def clip_psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((a.astype(np.float64) - b) ** 2))
-    return 10 * math.log10(255**2 / mse) if mse else math.inf
 
 
 @pytest.fixture(scope="module")

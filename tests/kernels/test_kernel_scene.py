@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from kernel_media import cuts, decode
+from vflow.evalclips import match_cuts
 from vflow.kernels.scene import SceneDetector
 
 TOLERANCE = 1  # frames
@@ -9,13 +10,7 @@ TOLERANCE = 1  # frames
 
 def f1(found: list[int], truth: list[int]) -> float:
     """F1 of detected cuts, a detection matching one unused true cut within TOLERANCE frames."""
-    unused, hits = set(truth), 0
-    for t in found:
-        match = next((u for u in sorted(unused) if abs(u - t) <= TOLERANCE), None)
-        if match is not None:
-            unused.discard(match)
-            hits += 1
-    missed, false = len(truth) - hits, len(found) - hits
+    hits, missed, false = match_cuts(found, truth, tolerance=TOLERANCE)
     return 1.0 if hits + missed + false == 0 else 2 * hits / (2 * hits + missed + false)
 
 
