@@ -102,3 +102,15 @@ def test_trend_keeps_lines_and_steps_and_bad_params() -> None:
     assert np.abs(trend(step, 0.01) - step).max() < 0.05
     with pytest.raises(ValueError):
         Deflicker(radius=0)
+
+
+def test_a_light_switched_off_stays_a_step_under_flicker(shot: np.ndarray) -> None:
+    """The level halves from one frame to the next: the frames beside the switch keep their own level
+    (an L1 trend alone would turn the step into a ramp over several frames)."""
+    light = np.where(np.arange(len(shot)) < 20, 1.0, 0.5)
+    truth = np.clip(np.rint(shot * light[:, None, None, None]), 0, 255).astype(np.uint8)
+    gains = 1 + np.random.default_rng(5).normal(0, 0.04, len(shot))
+    flick = np.clip(np.rint(truth * gains[:, None, None, None]), 0, 255).astype(np.uint8)
+    out = Deflicker()(flick, np.zeros(len(shot), np.int64))
+    err = np.abs(luma_means(out) / luma_means(truth) - 1)
+    assert err[17:23].max() < 0.06, err[17:23]

@@ -4,11 +4,11 @@ light switched on or a bright object coming in are not.
 Each frame is summarised by the log mean of each channel over a grid of blocks; the frame's change of level
 from the last frame of its shot is the median over the blocks of their change (an object that moves changes
 a few blocks, not the median), and summing them gives the shot's common log level per channel. The true
-level is taken to be piecewise linear in time (a steady scene, a fade, a light switched on: a steep ramp of a
-frame or two), which L1 trend filtering finds (Kim et al. 2009: least squares plus ``strength`` times the
-noise level times the L1 norm of the second differences, solved by iteratively reweighted least squares)
-over a window of ``2 * radius + 1`` frames around each frame, within its shot. The frame is scaled by the
-gap between the trend and its level.
+level is taken to be piecewise linear in time (a steady scene, a fade), which L1 trend filtering finds
+(Kim et al. 2009: least squares plus ``strength`` times the noise level times the L1 norm of the second
+differences, solved by iteratively reweighted least squares) over a window of ``2 * radius + 1`` frames around each frame, within its shot and within the part of it
+between sudden lasting jumps of the level (a light switched on or off: the trend filter alone would turn
+the step into a ramp). The frame is scaled by the gap between the trend and its level.
 
 The frame waits for ``radius`` successors of its shot (or the end of the shot), so the kernel holds at most
 ``radius`` frames: memory is bounded by the window, not by the video.
@@ -26,6 +26,8 @@ from .frames import check_frames
 
 GRID = (6, 8)          # block rows, columns
 DARK = 8.0             # blocks darker than this (levels) tell nothing about a gain
+BREAK, MIN_BREAK = 6.0, 0.15  # a jump of the common log level this many noise levels (and at least this) from
+                              # one frame to the next is a light switched on or off: the trend restarts there
 MIN_SHOT = 5           # shorter shots are left alone: too few frames to tell flicker from content
 
 
@@ -81,6 +83,17 @@ def noise_level(y: np.ndarray) -> float:
     """The frame-to-frame noise of a level series, robustly: MAD of its second differences / sqrt(6)."""
     d = np.diff(y, 2)
     return float(np.median(np.abs(d - np.median(d))) * 1.4826 / np.sqrt(6)) if len(d) else 0.0
+
+
+def segment(levels: np.ndarray, t: int) -> tuple[int, int]:
+    """The part ``[a, b)`` of a window of common levels (n, 3) around frame ``t`` with no sudden lasting
+    jump in it (see BREAK): an L1 trend turns a step into a ramp, which would smear a light switched on."""
+    mean = levels.mean(1)
+    jumps = np.abs(np.diff(mean))
+    cut = np.nonzero(jumps > max(BREAK * noise_level(mean), MIN_BREAK))[0] + 1   # first frame after a jump
+    a = int(cut[cut <= t].max()) if (cut <= t).any() else 0
+    b = int(cut[cut > t].min()) if (cut > t).any() else len(levels)
+    return a, b
 
 
 def common_change(prev: np.ndarray, cur: np.ndarray) -> np.ndarray:
@@ -152,10 +165,12 @@ class Deflicker:
             frame, t = self._frames.popleft(), self._next
             lo, hi = max(self._first, t - self.radius), min(known, t + self.radius + 1)
             y = np.stack(self._levels[lo - self._first : hi - self._first])
+            a, b = segment(y, t - lo)
+            y, t_in = y[a:b], t - lo - a
             gains = np.ones(3)
             for c in range(3):
                 z = trend(y[:, c], self.strength * noise_level(y[:, c]))
-                gains[c] = np.exp(z[t - lo] - y[t - lo, c])
+                gains[c] = np.exp(z[t_in] - y[t_in, c])
             done = np.empty_like(frame)
             apply_gains(frame, np.clip(gains, 1 / self.max_gain, self.max_gain), done)
             out.append(done)
