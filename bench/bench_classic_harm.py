@@ -1,6 +1,7 @@
 """A graph (restore_classic by default) on vflow.evalclips' clips that it should leave alone or mend.
 
-    python bench/bench_classic_harm.py [--graph restore_classic] [--part check] [--count 20] [--kinds exposure,light,flicker,faded]
+    python bench/bench_classic_harm.py [--graph restore_classic] [--part check] [--count 20]
+        [--kinds exposure,light,flicker,faded]
 
 Each clip goes through the whole graph as a lossless FFV1 file and comes back lossless (``vflow eval``'s
 ``graph:`` method); per kind and grade: the change of mean level against the truth, and PSNR against the

@@ -161,7 +161,7 @@ def _cuts(src: _Files, rng: random.Random, g: torch.Generator, size: tuple[int, 
         k = min(rng.randint(6, 14), free - 2, n // 2 - 1)
         if join != "cut" and k < 3:
             join = "cut" if shots else "none"
-        if join == "dissolve":                     # the last k frames of the last shot blend into this one's first k
+        if join == "dissolve":                     # the last shot's last k frames blend into this one's first k
             a = _ramp(k, up=True).view(-1, 1, 1, 1)
             shots[-1][-k:] = (1 - a) * shots[-1][-k:] + a * clip[:k]
             clip, inside = clip[k:], [c - k for c in inside if c > k]
@@ -293,7 +293,8 @@ def run_stage(stage: Any, clip: EvalClip, batch: int = 8) -> np.ndarray:
     ids, out = torch.from_numpy(scene_ids(clip)), []
     for s in range(0, t, batch):
         b = FrameBatch(frames=torch.from_numpy(np.ascontiguousarray(clip.frames[s : s + batch])),
-                       pts=torch.arange(s, min(t, s + batch)), time_base=Fraction(1, clip.fps), scene=ids[s : s + batch])
+                       pts=torch.arange(s, min(t, s + batch)), time_base=Fraction(1, clip.fps),
+                       scene=ids[s : s + batch])
         out += [r.frames for r in iter_results(stage.process(b))]
     out += [r.frames for r in iter_results(stage.finish())]
     return torch.cat(out).numpy()

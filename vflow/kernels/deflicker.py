@@ -6,9 +6,10 @@ from the last frame of its shot is the median over the blocks of their change (a
 a few blocks, not the median), and summing them gives the shot's common log level per channel. The true
 level is taken to be piecewise linear in time (a steady scene, a fade), which L1 trend filtering finds
 (Kim et al. 2009: least squares plus ``strength`` times the noise level times the L1 norm of the second
-differences, solved by iteratively reweighted least squares) over a window of ``2 * radius + 1`` frames around each frame, within its shot and within the part of it
-between sudden lasting jumps of the level (a light switched on or off: the trend filter alone would turn
-the step into a ramp). The frame is scaled by the gap between the trend and its level.
+differences, solved by iteratively reweighted least squares) over a window of ``2 * radius + 1`` frames
+around each frame, within its shot and within the part of it between sudden lasting jumps of the level
+(a light switched on or off: the trend filter alone would turn the step into a ramp). The frame is
+scaled by the gap between the trend and its level.
 
 The frame waits for ``radius`` successors of its shot (or the end of the shot), so the kernel holds at most
 ``radius`` frames: memory is bounded by the window, not by the video.
@@ -121,7 +122,7 @@ class Deflicker:
         if radius < 1 or strength < 0 or max_gain < 1:
             raise ValueError("radius must be >= 1, strength >= 0 and max_gain >= 1")
         self.radius, self.strength, self.max_gain = radius, strength, max_gain
-        self.flush()
+        self._reset()
 
     def __call__(self, frames: np.ndarray, scene_ids: np.ndarray) -> np.ndarray:
         out = self.push(frames, scene_ids) + self.flush()
@@ -145,14 +146,17 @@ class Deflicker:
 
     def flush(self) -> list[np.ndarray]:
         """The waiting frames of the current shot, which has ended."""
-        out = self._emit(final=True) if getattr(self, "_frames", None) else []
+        out = self._emit(final=True)
+        self._reset()
+        return out
+
+    def _reset(self) -> None:
         self._frames: deque[np.ndarray] = deque()   # waiting frames, the last ones of the current shot
         self._levels: list[np.ndarray] = []         # the shot's common log levels (the last 2r+1 kept)
         self._blocks = np.zeros((GRID[0] * GRID[1], 3))
         self._first = 0                             # shot index of _levels[0]
         self._next = 0                              # shot index of _frames[0]
         self._scene: int | None = None
-        return out
 
     def _emit(self, final: bool) -> list[np.ndarray]:
         known = self._first + len(self._levels)      # frames of the shot seen so far

@@ -19,7 +19,7 @@ _GRID = lab_grid(_CELLS)
 _LEVELS = np.linspace(0.0, 1.0, 1025)  # quantile levels sampled from the reference
 # levels: the evidence that a shot's blacks are lifted grows from 0 to 1 as its darkest channel's black point
 # goes from LIFTED to LIFTED + RAMP, and falls to 0 as the channels' black points spread from NEUTRAL to
-# 2 * NEUTRAL apart. The blacks then go that much of SHARE of the way down to BLACK (the true black is
+# 2 * NEUTRAL apart. The blacks then go (evidence x SHARE) of the way down to BLACK (the true black is
 # unknown: half the way never overshot). Chosen on vflow.evalclips' tune part (bench/bench_color_levels.py):
 # clean tune shots have black points up to 58.
 LIFTED, RAMP, BLACK, SHARE, NEUTRAL = 56.0, 16.0, 8.0, 0.5, 12.0
@@ -35,9 +35,9 @@ class Color(Stage):
     only where the shot shows it is faded: every channel's black point high (above :data:`LIFTED`) and
     alike (a fade lifts the dyes alike; shadows of one colour are a choice of light). The white point
     stays: low whites may be a night scene. A clean, well-exposed shot, a night scene or a warm one is
-    left as it is; ``max_gain`` bounds the stretch. ``white_balance`` scales the channels to a common grey (grey world);
-    ``saturation`` scales chroma around luma; ``strength`` blends the correction with the input.
-    ``reference`` (an image: a photo of the same people or place) transfers its colour statistics, per
+    left as it is; ``max_gain`` bounds the stretch. ``white_balance`` scales the channels to a common
+    grey (grey world); ``saturation`` scales chroma around luma; ``strength`` blends the correction with
+    the input. ``reference`` (an image: a photo of the same people or place) transfers its colour statistics, per
     Lab channel, from statistics of the shot smoothed like the rest: ``transfer: meanstd`` maps the
     shot's mean and spread onto the reference's (Reinhard et al.); ``transfer: histogram`` maps the
     shot's cumulative histogram onto the reference's (CDF matching), which also carries over skewed or
