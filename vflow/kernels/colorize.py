@@ -40,7 +40,7 @@ import numpy as np
 import torch
 
 from . import serialised
-from .frames import SceneKernel
+from .frames import BT601, SceneKernel, fixed_weights
 from .lab import lab_to_rgb_into, lightness, rgb_to_lab, srgb_to_linear
 
 ANALYSIS_ROWS = 180           # chroma is computed on a grid of about this many rows
@@ -54,10 +54,15 @@ W_L, W_S = 0.5, 0.5           # feature weights of lightness and local std (Wels
 LIGHTNESS = lightness(srgb_to_linear(np.arange(4081) / (16.0 * 255.0))).astype(np.float32)
 
 
+# the frames to colour are black and white (R = G = B), where the weights do not matter; the reference photo's
+# lightness takes BT.601's, as its JPEG does
+_KW16 = fixed_weights(BT601, 1 << 14)
+
+
 @nb.njit(nogil=True, cache=True, inline="always")
 def _luma16(px: np.ndarray) -> int:
     """16 x BT.601 luma of an RGB pixel, 0..4080, in fixed point (weights sum to 2^14)."""
-    return (np.int32(4899) * px[0] + np.int32(9617) * px[1] + np.int32(1868) * px[2] + 512) >> 10
+    return (_KW16[0] * px[0] + _KW16[1] * px[1] + _KW16[2] * px[2] + 512) >> 10
 
 
 @serialised

@@ -4,6 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..pipeline.frames import ColorInfo
+
+BT601 = ColorInfo(matrix=6).luma_weights(480)   # the luma weights of a stream with no tags below 720 lines
+
+
+def fixed_weights(weights: tuple[float, float, float], total: int) -> np.ndarray:
+    """Luma weights as int32 that sum to ``total`` (for fixed-point kernels), green taking the rounding."""
+    r, b = round(weights[0] * total), round(weights[2] * total)
+    return np.array([r, total - r - b, b], np.int32)
+
 
 def check_frames(frames: np.ndarray, scene_ids: np.ndarray) -> None:
     """The shapes every per-scene frame kernel takes: (N, H, W, 3) uint8 frames and one scene id each."""

@@ -24,6 +24,8 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
+from .frames import BT601
+
 HIST_BINS = 16 * 4 + 1  # 16 hues x 4 saturations, plus one achromatic bin
 
 
@@ -79,9 +81,9 @@ def _parts(f: np.ndarray, h: int, w: int) -> tuple[np.ndarray, np.ndarray, np.nd
 
 
 @nb.njit(nogil=True, cache=True)
-def frame_features(small: np.ndarray) -> np.ndarray:
-    """``(N, h*w + h + w + HIST_BINS + 1)`` float32 features of small RGB frames (see ``_parts``): BT.601
-    luma plane, its row and column means, normalised hue/saturation histogram, mean luma."""
+def frame_features(small: np.ndarray, kw: np.ndarray) -> np.ndarray:
+    """``(N, h*w + h + w + HIST_BINS + 1)`` float32 features of small RGB frames (see ``_parts``): the luma
+    plane (weights ``kw``), its row and column means, normalised hue/saturation histogram, mean luma."""
     n, h, w, _ = small.shape
     out = np.zeros((n, h * w + h + w + HIST_BINS + 1), np.float32)
     for f in range(n):
@@ -92,7 +94,7 @@ def frame_features(small: np.ndarray) -> np.ndarray:
                 r = small[f, y, x, 0]
                 g = small[f, y, x, 1]
                 b = small[f, y, x, 2]
-                v = 0.299 * r + 0.587 * g + 0.114 * b
+                v = kw[0] * r + kw[1] * g + kw[2] * b
                 luma[y, x] = v
                 rows[y] += v
                 cols[x] += v
@@ -266,6 +268,7 @@ class SceneDetector:
         hist_weight: float = 32.0,
         isolation: float = 2.0,
         shift: int = 4,
+        luma: tuple[float, float, float] = BT601,
     ) -> None:
         """``width``: target width of the small frames; ``window``: frames compared on each side of a
         candidate cut; ``min_score``: absolute floor (luma levels) of the closest cross pair;
@@ -273,13 +276,14 @@ class SceneDetector:
         ``median_ratio``: how much it must beat the median of the last ``history`` frame-to-frame
         differences; ``min_scene_len``: shortest shot in frames; ``isolation``: one frame of a side is
         left out (flash, dirt) when that shrinks the side's largest inner distance this many times;
-        ``shift``: global shift searched, in small-frame pixels."""
+        ``shift``: global shift searched, in small-frame pixels; ``luma``: the stream's luma weights."""
         if width < 1 or window < 1 or history < 0 or shift < 0:
             raise ValueError("width and window must be at least 1, history and shift at least 0")
         self.width, self.window, self.min_score = width, window, min_score
         self.contrast, self.median_ratio, self.history = contrast, median_ratio, history
         self.min_scene_len, self.max_gain, self.hist_weight = min_scene_len, max_gain, hist_weight
         self.isolation, self.shift = isolation, shift
+        self._luma = np.array(luma, np.float64)
         self.reset()
 
     @property
@@ -314,7 +318,7 @@ class SceneDetector:
         if self._size is not None and size != self._size:
             raise ValueError(f"frame size changed: small frames {self._size} -> {size}")
         self._size = size
-        feats = frame_features(downscale_rgb(np.ascontiguousarray(frames), step))
+        feats = frame_features(downscale_rgb(np.ascontiguousarray(frames), step), self._luma)
         start = 0 if self._feats is None else len(self._feats)
         self._feats = feats if self._feats is None else np.concatenate([self._feats, feats])
         dist = new_distances(self._feats, start, 2 * self.window, *size, self.max_gain, self.hist_weight, self.shift)

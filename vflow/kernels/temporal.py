@@ -12,7 +12,7 @@ import numba as nb
 import numpy as np
 
 from . import serialised
-from .frames import SceneKernel
+from .frames import BT601, SceneKernel, fixed_weights
 
 # Immerkaer's estimate on every 8th row triple: 3/8 of the rows' luma (a fifth of the cost), 28k samples
 # at 640x360; on the grainy test clips (sigma 10 and 20) within 1-3% of the all-rows estimate (clean
@@ -22,19 +22,20 @@ SIGMA_ROW_STEP = 8
 
 
 @nb.njit(nogil=True, cache=True, inline="always")
-def _luma_hdiff_row(frame: np.ndarray, y: int, luma: np.ndarray, hd: np.ndarray) -> None:
-    """``hd[x] = l[x-1] - 2 l[x] + l[x+1]`` of row ``y``'s fixed-point luma ``l = 299 R + 587 G + 114 B``."""
+def _luma_hdiff_row(frame: np.ndarray, y: int, kw: np.ndarray, luma: np.ndarray, hd: np.ndarray) -> None:
+    """``hd[x] = l[x-1] - 2 l[x] + l[x+1]`` of row ``y``'s fixed-point luma ``l = kw . RGB`` (``kw`` int32,
+    summing to 1000)."""
     r = frame[y]
     w = r.shape[0]
     for x in range(w):
-        luma[x] = np.int32(299) * r[x, 0] + np.int32(587) * r[x, 1] + np.int32(114) * r[x, 2]
+        luma[x] = kw[0] * r[x, 0] + kw[1] * r[x, 1] + kw[2] * r[x, 2]
     for x in range(1, w - 1):
         hd[x] = luma[x - 1] - 2 * luma[x] + luma[x + 1]
 
 
 @serialised
 @nb.njit(nogil=True, cache=True, parallel=True)
-def _laplacian_abs_sum(frame: np.ndarray, rows: np.ndarray, step: int) -> tuple[float, int]:
+def _laplacian_abs_sum(frame: np.ndarray, kw: np.ndarray, rows: np.ndarray, step: int) -> tuple[float, int]:
     """Sum of ``|l * [[1, -2, 1], [-2, 4, -2], [1, -2, 1]]|`` (luma as above) over the inner pixels of
     the rows ``1, 1 + step, ...``, and how many rows that is. ``rows`` is ``(n, 4, W)`` int32 scratch."""
     h, w, _ = frame.shape
@@ -46,7 +47,7 @@ def _laplacian_abs_sum(frame: np.ndarray, rows: np.ndarray, step: int) -> tuple[
         for i in range(ci, n, nscratch):
             y = 1 + i * step
             for k in range(3):
-                _luma_hdiff_row(frame, y - 1 + k, sc[3], sc[k])
+                _luma_hdiff_row(frame, y - 1 + k, kw, sc[3], sc[k])
             a, b, c = sc[0], sc[1], sc[2]
             acc = np.int64(0)
             for x in range(1, w - 1):
@@ -55,9 +56,10 @@ def _laplacian_abs_sum(frame: np.ndarray, rows: np.ndarray, step: int) -> tuple[
     return float(sums.sum()), n
 
 
-def noise_sigma(frame: np.ndarray, rows: np.ndarray | None = None, step: int = SIGMA_ROW_STEP) -> float:
-    """Gaussian noise sigma of a frame's luma (Immerkaer's fast estimate, 3x3 Laplacian-difference mask)
-    on every ``step``-th row.
+def noise_sigma(frame: np.ndarray, rows: np.ndarray | None = None, step: int = SIGMA_ROW_STEP,
+                luma: tuple[float, float, float] = BT601) -> float:
+    """Gaussian noise sigma of a frame's luma (weights ``luma``; Immerkaer's fast estimate, 3x3
+    Laplacian-difference mask) on every ``step``-th row.
 
     The mask is separable (``[1, -2, 1]`` outer itself), so luma is computed once per pixel in
     fixed point; ``rows`` is optional ``(chunks, 4, W)`` int32 scratch.
@@ -67,7 +69,7 @@ def noise_sigma(frame: np.ndarray, rows: np.ndarray | None = None, step: int = S
         return 0.0
     if rows is None or rows.shape[1:] != (4, w):
         rows = np.empty((nb.get_num_threads(), 4, w), np.int32)
-    total, n = _laplacian_abs_sum(frame, rows, step)
+    total, n = _laplacian_abs_sum(frame, fixed_weights(luma, 1000), rows, step)
     return math.sqrt(math.pi / 2.0) * (total / 1000.0) / (6.0 * (w - 2) * n)
 
 
@@ -320,11 +322,12 @@ class TemporalDenoiser(SceneKernel):
     def __init__(
         self, strength: float = 1.0, sigma: float | None = None,
         alpha_min: float = 0.15, lo: float = 1.0, hi: float = 3.0, range_k: float = 2.5,
+        luma: tuple[float, float, float] = BT601,
     ) -> None:
         """``alpha_min``: weight of the new frame on static pixels; ``lo``/``hi``: local-difference
         range, in noise sigmas, over which a pixel goes from static to moving; ``range_k``: bilateral
-        range in noise sigmas."""
-        self.strength, self.sigma = strength, sigma
+        range in noise sigmas; ``luma``: the stream's luma weights (for the noise estimate)."""
+        self.strength, self.sigma, self.luma = strength, sigma, luma
         self.alpha_min, self.lo, self.hi, self.range_k = alpha_min, lo, hi, range_k
         self._shape: tuple[int, int] | None = None
         self.reset()
@@ -346,7 +349,8 @@ class TemporalDenoiser(SceneKernel):
         self._rows = np.empty((chunks, 3, w), np.float32)
 
     def _step(self, frame: np.ndarray, scene: int, out: np.ndarray) -> None:
-        sigma = self.strength * (noise_sigma(frame, self._sigma_rows) if self.sigma is None else self.sigma)
+        sigma = self.strength * (noise_sigma(frame, self._sigma_rows, luma=self.luma) if self.sigma is None
+                                 else self.sigma)
         if scene != self._scene:
             to_planar(frame, self._state)
             self._scene = scene

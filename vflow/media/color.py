@@ -15,11 +15,9 @@ import numpy as np
 from av.video.reformatter import ColorRange, Colorspace
 
 from ..kernels.yuv import rgb_to_yuv, yuv_to_rgb
-from ..pipeline.frames import RANGE_PC, ColorInfo
+from ..pipeline.frames import KR_KB, RANGE_PC, ColorInfo
 
-# H.273 matrix code point -> (Kr, Kb), and -> swscale's colourspace for the formats the kernels do not take
-_KR_KB = {1: (0.2126, 0.0722), 4: (0.30, 0.11), 5: (0.299, 0.114), 6: (0.299, 0.114), 7: (0.212, 0.087),
-          9: (0.2627, 0.0593), 10: (0.2627, 0.0593)}
+# H.273 matrix code point -> swscale's colourspace for the formats the kernels do not take (Kr, Kb: KR_KB)
 _SWS_MATRIX = {1: Colorspace.ITU709, 4: Colorspace.FCC, 5: Colorspace.ITU601, 6: Colorspace.ITU601,
                7: Colorspace.SMPTE240M, 9: Colorspace.BT2020, 10: Colorspace.BT2020}
 _FULL_RANGE_FORMATS = ("yuvj", "gbr", "rgb", "bgr", "gray")
@@ -92,7 +90,7 @@ def to_rgb(frame: av.VideoFrame, color: ColorInfo) -> np.ndarray:
         return frame.to_ndarray(format="rgb24", src_colorspace=matrix, src_color_range=rng,
                                 dst_color_range=ColorRange.JPEG, interpolation=_SWS_EXACT, threads=1)
     out = np.empty((frame.height, frame.width, 3), np.uint8)
-    kr, kb = _KR_KB.get(color.matrix, _KR_KB[6])
+    kr, kb = KR_KB.get(color.matrix, KR_KB[6])
     yuv_to_rgb(_plane(frame, 0, fmt.dtype), _plane(frame, 1, fmt.dtype), _plane(frame, 2, fmt.dtype), out,
                fmt.sx, fmt.sy, fmt.cosited_x, kr, kb, *_levels(color, fmt.depth), 255)
     return out
@@ -112,7 +110,7 @@ def from_rgb(rgb: np.ndarray, pix_fmt: str, color: ColorInfo) -> av.VideoFrame:
                               src_color_range=ColorRange.JPEG, dst_color_range=rng, interpolation=_SWS_EXACT)
     h, w = rgb.shape[:2]
     frame = av.VideoFrame(w, h, pix_fmt)
-    kr, kb = _KR_KB.get(color.matrix, _KR_KB[6])
+    kr, kb = KR_KB.get(color.matrix, KR_KB[6])
     rgb_to_yuv(np.ascontiguousarray(rgb), _plane(frame, 0, fmt.dtype), _plane(frame, 1, fmt.dtype),
                _plane(frame, 2, fmt.dtype), fmt.sx, fmt.sy, fmt.cosited_x, kr, kb, 255,
                *_levels(color, fmt.depth), (1 << fmt.depth) - 1)

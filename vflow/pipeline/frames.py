@@ -15,6 +15,9 @@ import torch
 # H.273 / FFmpeg code points (AVColorSpace, AVColorRange, AVColorPrimaries, AVColorTransferCharacteristic).
 UNSPECIFIED = 2  # for matrix, primaries and transfer
 RANGE_UNSPECIFIED, RANGE_TV, RANGE_PC = 0, 1, 2
+# H.273 matrix code point -> (Kr, Kb): the luma weights are (Kr, 1 - Kr - Kb, Kb); unknown codes use BT.601's
+KR_KB = {1: (0.2126, 0.0722), 4: (0.30, 0.11), 5: (0.299, 0.114), 6: (0.299, 0.114), 7: (0.212, 0.087),
+         9: (0.2627, 0.0593), 10: (0.2627, 0.0593)}
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,12 @@ class ColorInfo:
         rng = self.range or (RANGE_PC if full_range_format else RANGE_TV)
         return ColorInfo(matrix, rng, self.primaries, self.transfer)
 
+    def luma_weights(self, height: int) -> tuple[float, float, float]:
+        """The R, G, B weights of luma for this stream's matrix (as :meth:`resolved` assumes it): what every
+        kernel that takes a grey level of RGB uses."""
+        kr, kb = KR_KB.get(self.resolved(height).matrix, KR_KB[6])
+        return kr, 1.0 - kr - kb, kb
+
 
 @dataclass(frozen=True)
 class VideoInfo:
@@ -57,6 +66,10 @@ class VideoInfo:
 
     def replace(self, **fields: Any) -> "VideoInfo":
         return dataclasses.replace(self, **fields)
+
+    def luma_weights(self) -> tuple[float, float, float]:
+        """The R, G, B weights of this stream's luma (see :meth:`ColorInfo.luma_weights`)."""
+        return self.color.luma_weights(self.height)
 
 
 @dataclass(frozen=True)

@@ -217,6 +217,14 @@ def _coerce(tp: Any, value: Any, name: str) -> Any:
     raise ValueError(f"param '{name}' must be {type_name(tp)}; got {value!r} ({type(value).__name__})")
 
 
+def stream_luma(ctx: StageContext | None, port: str = "video") -> tuple[float, float, float]:
+    """The luma weights of the video on ``port`` (BT.601's when there is no context, as in a bare test)."""
+    from ..kernels.frames import BT601
+
+    info = ctx.inputs.get(port) if ctx is not None else None
+    return info.luma_weights() if isinstance(info, VideoInfo) else BT601
+
+
 def iter_results(result: Any) -> Iterable[Any]:
     """Normalise what ``process``/``finish`` returned: None, one item, or a generator of items."""
     if result is None:

@@ -11,9 +11,8 @@ from ..kernels.lab import LAB_RANGE, lab_grid, remap_lab, rgb_to_lab
 from ..media.probe import read_image
 from ..pipeline.frames import FrameBatch
 from ..pipeline.registry import stage
-from ..pipeline.stage import Stage, StageContext
+from ..pipeline.stage import Stage, StageContext, stream_luma
 
-_LUMA = torch.tensor([0.299, 0.587, 0.114])
 _CELLS = 256  # Lab grid cells per channel for the transfer's tables and histograms
 _GRID = lab_grid(_CELLS)
 _LEVELS = np.linspace(0.0, 1.0, 1025)  # quantile levels sampled from the reference
@@ -68,6 +67,7 @@ class Color(Stage):
         return [self.reference] if self.reference else []
 
     def setup(self, ctx: StageContext) -> None:
+        self._luma = torch.tensor(stream_luma(ctx))   # saturation scales chroma around the stream's luma
         self._scene: int | None = None
         self._state: np.ndarray | None = None  # (3, 3): black point, white point, mean per channel
         self._shot: np.ndarray | None = None  # the shot's smoothed Lab statistics, as _lab_stats gives them
@@ -124,7 +124,7 @@ class Color(Stage):
         result = torch.from_numpy(out)
         if self.saturation != 1.0:
             f = result.float()
-            luma = (f * _LUMA).sum(-1, keepdim=True)
+            luma = (f * self._luma).sum(-1, keepdim=True)
             result = (luma + self.saturation * (f - luma)).round_().clamp_(0, 255).to(torch.uint8)
         return batch.replace(frames=result)
 

@@ -16,7 +16,7 @@ from ..kernels.scene import SceneDetector
 from ..pipeline.frames import FrameBatch
 from ..pipeline.outputs import PartialFile
 from ..pipeline.registry import stage
-from ..pipeline.stage import Stage, StageContext
+from ..pipeline.stage import Stage, StageContext, stream_luma
 
 
 @stage("scene_split")
@@ -43,7 +43,8 @@ class SceneSplit(Stage):
         self.listing: PartialFile | None = None
 
     def setup(self, ctx: StageContext) -> None:
-        self.detector = SceneDetector(min_scene_len=self.min_scene_len, min_score=self.min_score)
+        self.detector = SceneDetector(min_scene_len=self.min_scene_len, min_score=self.min_score,
+                                      luma=stream_luma(ctx))
         self._held: deque[tuple[int, FrameBatch]] = deque()  # (index of its first frame, batch)
         self._pushed = 0
         self._scenes: list[list] = []  # per scene: first frame, its time, last frame, its time (for the list)

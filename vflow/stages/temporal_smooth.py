@@ -12,7 +12,7 @@ from ..kernels.deflicker import Deflicker
 from ..kernels.temporal import TemporalDenoiser
 from ..pipeline.frames import FrameBatch
 from ..pipeline.registry import stage
-from ..pipeline.stage import Stage, StageContext
+from ..pipeline.stage import Stage, StageContext, stream_luma
 
 
 @stage("temporal_smooth")
@@ -41,7 +41,8 @@ class TemporalSmooth(Stage):
 
     def setup(self, ctx: StageContext) -> None:
         self.deflicker = Deflicker(radius=self.window // 2) if self.mode in ("deflicker", "both") else None
-        self.denoiser = TemporalDenoiser(strength=self.strength) if self.mode in ("denoise", "both") else None
+        self.denoiser = (TemporalDenoiser(strength=self.strength, luma=stream_luma(ctx))
+                         if self.mode in ("denoise", "both") else None)
         self._waiting: deque[tuple[int, int]] = deque()     # (pts, scene) of the frames the deflicker holds
         self._last: FrameBatch | None = None
         self._seq = 0

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from ..kernels.frames import BT601
 from .blur import filter2d, gaussian
 from .draws import Draws, Range
 
@@ -67,9 +68,12 @@ class Vhs:
     comb_shift: Range = (0.0, 1.5)      # odd rows' horizontal offset, px
 
 
+KR, KG, KB = BT601     # analogue video (the VHS operators) and film dyes are modelled on BT.601's luma
+
+
 def luma(x: torch.Tensor) -> torch.Tensor:
     """BT.601 luma of (..., 3, H, W) as (..., 1, H, W)."""
-    return (0.299 * x[..., :1, :, :] + 0.587 * x[..., 1:2, :, :] + 0.114 * x[..., 2:, :, :])
+    return KR * x[..., :1, :, :] + KG * x[..., 1:2, :, :] + KB * x[..., 2:, :, :]
 
 
 def _blend(x: torch.Tensor, alpha: torch.Tensor, value: torch.Tensor | float) -> torch.Tensor:
@@ -211,13 +215,13 @@ def weave(x: torch.Tensor, cfg: Film, d: Draws) -> tuple[torch.Tensor, Params]:
 
 def _yuv(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     y = luma(x)
-    return y, torch.cat([(x[..., 2:, :, :] - y) / 1.772, (x[..., :1, :, :] - y) / 1.402], -3)
+    return y, torch.cat([(x[..., 2:, :, :] - y) / (2 - 2 * KB), (x[..., :1, :, :] - y) / (2 - 2 * KR)], -3)
 
 
 def _rgb(y: torch.Tensor, uv: torch.Tensor) -> torch.Tensor:
-    r = y + 1.402 * uv[..., 1:, :, :]
-    b = y + 1.772 * uv[..., :1, :, :]
-    return torch.cat([r, (y - 0.299 * r - 0.114 * b) / 0.587, b], -3)
+    r = y + (2 - 2 * KR) * uv[..., 1:, :, :]
+    b = y + (2 - 2 * KB) * uv[..., :1, :, :]
+    return torch.cat([r, (y - KR * r - KB * b) / KG, b], -3)
 
 
 def chroma(x: torch.Tensor, sigma: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
