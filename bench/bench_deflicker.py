@@ -20,23 +20,17 @@ import av
 import av.filter
 import numpy as np
 
-from vflow.evalclips import clip_psnr, clips, scene_ids
+from vflow.evalclips import clip_psnr, clips, flicker_jitter, scene_ids
 from vflow.kernels.deflicker import Deflicker
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 CLIP = DATA / "video" / "clean_scenecut_tears_of_steel_640x360.mp4"
-LUMA = np.array([0.299, 0.587, 0.114])
 
 
 def shot() -> np.ndarray:
     with av.open(str(CLIP)) as c:
         frames = [f.to_ndarray(format="rgb24") for i, f in enumerate(c.decode(video=0)) if 66 <= i < 114]
     return np.stack(frames)
-
-
-def jitter(frames: np.ndarray, truth: np.ndarray) -> float:
-    err = (frames.reshape(len(frames), -1, 3) @ LUMA).mean(1) - (truth.reshape(len(truth), -1, 3) @ LUMA).mean(1)
-    return float(np.abs(np.diff(err)).mean())
 
 
 def ffmpeg_deflicker(frames: np.ndarray, args: str = "size=5:mode=am") -> np.ndarray:
@@ -79,7 +73,7 @@ def main() -> None:
         removed, gains, kept = [], [], []
         for c in flick:
             out = run(c.frames, scene_ids(c))
-            removed.append(1 - jitter(out, c.truth) / jitter(c.frames, c.truth))
+            removed.append(1 - flicker_jitter(out, c.truth) / flicker_jitter(c.frames, c.truth))
             gains.append(clip_psnr(out, c.truth) - clip_psnr(c.frames, c.truth))
         for c in light:
             kept.append(clip_psnr(run(c.frames, scene_ids(c)), c.truth))

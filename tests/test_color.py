@@ -13,6 +13,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from vflow.evalclips import clip_psnr, clips, make, run_stage
 from vflow.pipeline.frames import FrameBatch
 from vflow.stages.color import Color
 from vflow.testing import check_stage_contract
@@ -55,8 +56,7 @@ def _run(stage: Color, frames: np.ndarray, scene: list[int]) -> np.ndarray:
 
 
 def _psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((a.astype(float) - b) ** 2))
-    return 10 * math.log10(255**2 / mse) if mse else math.inf
+    return clip_psnr(a, b, cap=math.inf)
 
 
 def test_contract() -> None:
@@ -210,8 +210,6 @@ def test_lab_kernels_match_the_cie_formulas_and_round_trip() -> None:
 def test_levels_leave_clean_night_and_warm_shots_alone(data_dir: Path, index: int) -> None:
     """Clean, well-exposed shots of vflow.evalclips' check part (held-out files and seeds), as they are, as a
     night scene or with a warm cast on purpose: the mean level moves by at most 1.5, PSNR stays >= 38 dB."""
-    from vflow.evalclips import make, run_stage
-
     clip = make("exposure", "check", index, data_dir)
     out = run_stage(Color(levels=True), clip)
     assert abs(out.astype(float).mean() - clip.truth.astype(float).mean()) <= 1.5, clip.params
@@ -221,8 +219,6 @@ def test_levels_leave_clean_night_and_warm_shots_alone(data_dir: Path, index: in
 @settings(max_examples=15, deadline=None)
 @given(index=st.integers(0, 10_000))
 def test_levels_never_make_a_faded_shot_much_worse(data_dir: Path, index: int) -> None:
-    from vflow.evalclips import make, run_stage
-
     clip = make("faded", "check", index, data_dir)
     out = run_stage(Color(levels=True), clip)
     assert _psnr(out, clip.truth) >= _psnr(clip.frames, clip.truth) - 1.5, clip.params
@@ -230,8 +226,6 @@ def test_levels_never_make_a_faded_shot_much_worse(data_dir: Path, index: int) -
 
 def test_levels_gain_on_faded_shots_on_average(data_dir: Path) -> None:
     """Over 30 faded check clips: measured +0.5 dB mean (the correction waits for clear evidence)."""
-    from vflow.evalclips import clips, run_stage
-
     gains = [_psnr(run_stage(Color(levels=True), c), c.truth) - _psnr(c.frames, c.truth)
              for c in clips("faded", "check", 30, data_dir, first=5000)]
     assert np.mean(gains) > 0.2 and min(gains) > -0.5, gains

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from vflow.kernels.frames import BT601, fixed_weights
-from vflow.pipeline.frames import ColorInfo, FrameBatch, VideoInfo
+from vflow.kernels.frames import fixed_weights
+from vflow.pipeline.frames import BT601, ColorInfo, FrameBatch, VideoInfo
 from vflow.pipeline.stage import StageContext
 from vflow.stages.color import Color
 from vflow.stages.scene_split import SceneSplit

@@ -36,12 +36,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .train.data import IMAGE_EXT, VIDEO_EXT, frame_count, load_image, read_window
+from .pipeline.frames import BT601, FrameBatch, VideoInfo
+from .pipeline.stage import StageContext, iter_results
+from .train.data import IMAGE_EXT, frame_count, load_image, read_window
 from .train.degrade import degrade, pan_zoom_clip
 from .train.draws import Draws
 from .train.footage import Film, fade
 
-KINDS = ("cuts", "light", "flicker", "exposure", "faded", "oldfilm")
 Part = Literal["tune", "check"]
 TUNE_SEED, CHECK_SEED = 31_000_000, 47_000_000
 VIDEOS = ("video/clean_nocut_caminandes_640x360.mp4", "video/clean_scenecut_tears_of_steel_640x360.mp4",
@@ -78,19 +79,23 @@ class _Files:
 
 
 def files(root: Path, part: Part) -> _Files:
-    """The clean videos and photos of one part, with the known cuts of the videos."""
-    root = Path(root)
+    """The clean videos and photos of one part, with the known cuts of the videos (read once per process)."""
+    if part not in ("tune", "check"):
+        raise ValueError(f"part must be 'tune' or 'check', not {part!r}")
+    return _files(Path(root).resolve(), part)
+
+
+@functools.lru_cache(maxsize=4)
+def _files(root: Path, part: Part) -> _Files:
     held = {(root / f).resolve() for f in CHECK_FILES}
     videos = [(root / v).resolve() for v in VIDEOS]
     images: list[Path] = []
     for d in IMAGES:
         images += sorted(p.resolve() for p in (root / d).iterdir() if p.suffix.lower() in IMAGE_EXT)
     keep = (lambda p: p in held) if part == "check" else (lambda p: p not in held)
-    if part not in ("tune", "check"):
-        raise ValueError(f"part must be 'tune' or 'check', not {part!r}")
     known = json.loads((root / "cuts.json").read_text())["clips"]
     cuts = {(root / k).resolve(): v["hard_cuts"] for k, v in known.items()}
-    return _Files([v for v in videos if keep(v) and v.suffix in VIDEO_EXT], [i for i in images if keep(i)], cuts)
+    return _Files([v for v in videos if keep(v)], [i for i in images if keep(i)], cuts)
 
 
 def _shot(src: _Files, rng: random.Random, g: torch.Generator, size: tuple[int, int], frames: int,
@@ -124,9 +129,9 @@ def _photo(path: Path) -> torch.Tensor:
     return img
 
 
-def _uint8(x: torch.Tensor) -> np.ndarray:
-    """(T, 3, H, W) float -> (T, H, W, 3) uint8."""
-    return x.clamp(0, 1).mul(255).round().to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
+def to_uint8(x: torch.Tensor) -> np.ndarray:
+    """(..., 3, H, W) float in [0, 1] -> (..., H, W, 3) uint8, rounded to nearest: frames as a file holds them."""
+    return x.clamp(0, 1).mul(255).round().to(torch.uint8).movedim(-3, -1).contiguous().numpy()
 
 
 def _ramp(n: int, up: bool) -> torch.Tensor:
@@ -142,7 +147,7 @@ def make(kind: str, part: Part, index: int, root: Path, size: tuple[int, int] = 
     rng = random.Random(f"{base + index}/{kind}")
     g = torch.Generator().manual_seed(rng.getrandbits(63))
     src = files(root, part)
-    return globals()[f"_{kind}"](src, rng, g, size, f"{kind}/{part}/{index}")
+    return _MAKERS[kind](src, rng, g, size, f"{kind}/{part}/{index}")
 
 
 def _cuts(src: _Files, rng: random.Random, g: torch.Generator, size: tuple[int, int], name: str) -> EvalClip:
@@ -177,7 +182,7 @@ def _cuts(src: _Files, rng: random.Random, g: torch.Generator, size: tuple[int, 
         shots.append(clip)
         at += len(clip)
         free = len(clip) - used
-    frames = _uint8(torch.cat(shots))
+    frames = to_uint8(torch.cat(shots))
     cuts = [c for c in cuts if not any(a <= c <= b for a, b in gradual)]   # a shot's own cut, blended away
     return EvalClip(name, frames, frames, cuts=tuple(sorted(cuts)), gradual=tuple(gradual))
 
@@ -206,7 +211,7 @@ def _light_change(clip: torch.Tensor, rng: random.Random) -> tuple[torch.Tensor,
 def _light(src: _Files, rng: random.Random, g: torch.Generator, size: tuple[int, int], name: str) -> EvalClip:
     clip, inside = _shot(src, rng, g, size, rng.randint(36, 60))
     clip, what = _light_change(clip, rng)
-    frames = _uint8(clip)
+    frames = to_uint8(clip)
     return EvalClip(name, frames, frames, cuts=tuple(inside), params={"change": what})
 
 
@@ -218,7 +223,7 @@ def _flicker(src: _Files, rng: random.Random, g: torch.Generator, size: tuple[in
     amp = rng.uniform(0.03, 0.12)
     gains = 1 + amp * torch.randn(len(clip), generator=g).clamp(-2.5, 2.5)
     flickered = (clip * gains.view(-1, 1, 1, 1)).clamp(0, 1)
-    return EvalClip(name, _uint8(flickered), _uint8(clip), cuts=tuple(inside),
+    return EvalClip(name, to_uint8(flickered), to_uint8(clip), cuts=tuple(inside),
                     params={"flicker": amp, "change": what})
 
 
@@ -229,7 +234,7 @@ def _exposure(src: _Files, rng: random.Random, g: torch.Generator, size: tuple[i
         clip = clip.pow(rng.uniform(1.2, 1.8)) * rng.uniform(0.3, 0.6)
     elif grade == "warm":                          # candle or sunset light, kept on purpose
         clip = clip * torch.tensor([1.0, rng.uniform(0.82, 0.92), rng.uniform(0.6, 0.78)]).view(1, 3, 1, 1)
-    frames = _uint8(clip)
+    frames = to_uint8(clip)
     return EvalClip(name, frames, frames, cuts=tuple(inside), params={"grade": grade})
 
 
@@ -237,14 +242,19 @@ def _faded(src: _Files, rng: random.Random, g: torch.Generator, size: tuple[int,
     clip, inside = _shot(src, rng, g, size, rng.randint(12, 24))
     cfg = Film(lift=(0.03, 0.2))
     out, params = fade(clip[None], cfg, Draws(g, clip.device))
-    return EvalClip(name, _uint8(out[0]), _uint8(clip), cuts=tuple(inside),
+    return EvalClip(name, to_uint8(out[0]), to_uint8(clip), cuts=tuple(inside),
                     params={k: float(v[0]) for k, v in params.items()})
 
 
 def _oldfilm(src: _Files, rng: random.Random, g: torch.Generator, size: tuple[int, int], name: str) -> EvalClip:
     clip, inside = _shot(src, rng, g, size, rng.randint(16, 32))
     out = degrade(clip[None], 1, g, only=OLDFILM, always=True).clips[0]
-    return EvalClip(name, _uint8(out), _uint8(clip), cuts=tuple(inside))
+    return EvalClip(name, to_uint8(out), to_uint8(clip), cuts=tuple(inside))
+
+
+_MAKERS = {"cuts": _cuts, "light": _light, "flicker": _flicker, "exposure": _exposure, "faded": _faded,
+           "oldfilm": _oldfilm}
+KINDS = tuple(_MAKERS)
 
 
 def clips(kind: str, part: Part, count: int, root: Path, size: tuple[int, int] = (144, 256),
@@ -257,6 +267,16 @@ def clip_psnr(a: np.ndarray, b: np.ndarray, cap: float = 99.99) -> float:
     """PSNR (dB) over a whole clip, uint8 levels; ``cap`` where the clips are (nearly) equal."""
     mse = float(np.mean((a.astype(np.float64) - b) ** 2))
     return min(cap, 10 * math.log10(255**2 / mse)) if mse else cap
+
+
+def luma_means(frames: np.ndarray) -> np.ndarray:
+    """The mean BT.601 luma of each frame of (T, H, W, 3) uint8."""
+    return (frames.reshape(len(frames), -1, 3).astype(np.float64) @ np.array(BT601)).mean(1)
+
+
+def flicker_jitter(frames: np.ndarray, truth: np.ndarray) -> float:
+    """What flicker is: the mean frame-to-frame change of the mean-luma error against the truth."""
+    return float(np.abs(np.diff(luma_means(frames) - luma_means(truth))).mean())
 
 
 def match_cuts(found: Sequence[int], truth: Sequence[int], ignore: Sequence[tuple[int, int]] = (),
@@ -284,9 +304,6 @@ def scene_ids(clip: EvalClip) -> np.ndarray:
 def run_stage(stage: Any, clip: EvalClip, batch: int = 8) -> np.ndarray:
     """``stage`` (built, not set up) over the clip's frames in batches, with the known shots as scene ids;
     the frames it returns, (T, H, W, 3) uint8."""
-    from .pipeline.frames import FrameBatch, VideoInfo
-    from .pipeline.stage import StageContext, iter_results
-
     t, h, w, _ = clip.frames.shape
     info = VideoInfo(width=w, height=h, time_base=Fraction(1, clip.fps), frame_rate=Fraction(clip.fps), frames=t)
     stage.setup(StageContext(name="eval", inputs={"video": info}, connected_outputs=frozenset({"video"})))

@@ -1,17 +1,18 @@
 """``vflow eval --model``: restoration methods side by side on degraded/clean clips, per degradation family.
 
-The clips are made from the *validation* files of a training config (held out of training entirely):
-clean windows of the held-out videos and slow pan/zooms over the held-out photos, degraded with
-:func:`vflow.train.degrade.degrade`, one family at a time (every operator of the family firing) and as
-the full random mix of the training chain (every family possible, the real codec pass last), then
-rounded to 8 bits as a file would be; and undegraded (``clean``: a method should leave it as it is). They are drawn with :data:`EVAL_SEED`, a seed that no training,
-validation or tuning run uses: these figures are for checking only.
+The clips are made from the *validation* files of a training config (held out of training entirely): clean
+windows of the held-out videos and slow pan/zooms over the held-out photos, degraded with
+:func:`vflow.train.degrade.degrade`, one family at a time (every operator of the family firing) and as the
+full random mix of the training chain (every family possible, the real codec pass last), then rounded to 8
+bits as a file would be; and undegraded (``clean``: a method should leave it as it is). They are drawn with
+:data:`EVAL_SEED`, a seed that no training, validation or tuning run uses: these figures are for checking
+only.
 
-A method maps degraded clips (T, H, W, 3) uint8 to restored ones of the clean size:
-``input`` (nothing), ``hqdn3d`` and ``nlmeans`` (FFmpeg's filters, settings in :data:`FILTERS`, through
-the ``ffmpeg`` binary of ``imageio-ffmpeg``: PyAV's FFmpeg has no GPL filters), ``model:NAME`` (the restore stage with that model;
-upscaling models are brought back to the clean size on the device) and ``graph:NAME`` (a whole graph run
-on the clip as a lossless file, its output lossless too).
+A method maps degraded clips (T, H, W, 3) uint8 to restored ones of the clean size: ``input`` (nothing),
+``hqdn3d`` and ``nlmeans`` (FFmpeg's filters, settings in :data:`FILTERS`, through the ``ffmpeg`` binary of
+``imageio-ffmpeg``: PyAV's FFmpeg has no GPL filters), ``model:NAME`` (the restore stage with that model;
+upscaling models are brought back to the clean size on the device) and ``graph:NAME`` (a whole graph run on
+the clip as a lossless file, its output lossless too).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import av
 import numpy as np
 import torch
 
+from .evalclips import to_uint8
 from .kernels.metrics import psnr, ssim
 from .pipeline.frames import FrameBatch, VideoInfo
 from .pipeline.stage import StageContext
@@ -57,11 +59,6 @@ class Pair:
     clean: Clip
 
 
-def _uint8(x: torch.Tensor) -> Clip:
-    """(B, T, 3, H, W) float in [0, 1] -> (B, T, H, W, 3) uint8, rounded to nearest."""
-    return x.clamp(0, 1).mul(255).round().to(torch.uint8).permute(0, 1, 3, 4, 2).contiguous().numpy()
-
-
 def eval_pairs(cfg: DataConfig, clips: int = 4, frames: int = 9, size: int = 192, rows: Sequence[str] = ROWS,
                seed: int = EVAL_SEED) -> list[Pair]:
     """``clips`` pairs per row of ``rows`` (families, ``mix``, ``clean``) from the validation files of ``cfg``."""
@@ -80,7 +77,7 @@ def eval_pairs(cfg: DataConfig, clips: int = 4, frames: int = 9, size: int = 192
             degraded = degrade(clean, 1, g).clips
         else:
             degraded = degrade(clean, 1, g, only=[row], always=True).clips
-        for d, c in zip(_uint8(degraded), _uint8(clean)):
+        for d, c in zip(to_uint8(degraded), to_uint8(clean)):
             pairs.append(Pair(row, d, c))
     return pairs
 

@@ -10,20 +10,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kernel_media import decode
-from vflow.evalclips import clip_psnr, make, scene_ids
+from vflow.evalclips import clip_psnr, flicker_jitter, luma_means, make, scene_ids
 from vflow.kernels.deflicker import Deflicker, trend
 
 TOS = "video/clean_scenecut_tears_of_steel_640x360.mp4"
-LUMA = np.array([0.299, 0.587, 0.114])
-
-
-def luma_means(frames: np.ndarray) -> np.ndarray:
-    return (frames.reshape(len(frames), -1, 3).astype(np.float64) @ LUMA).mean(1)
-
-
-def jitter(frames: np.ndarray, truth: np.ndarray) -> float:
-    """Mean frame-to-frame change of the mean luma's error: what flicker is."""
-    return float(np.abs(np.diff(luma_means(frames) - luma_means(truth))).mean())
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +44,7 @@ def test_flicker_on_a_real_shot_is_removed(shot: np.ndarray) -> None:
     gains = 1 + np.random.default_rng(3).uniform(-0.15, 0.15, len(shot))
     flick = np.clip(np.rint(shot * gains[:, None, None, None]), 0, 255).astype(np.uint8)
     out = Deflicker()(flick, np.zeros(len(shot), np.int64))
-    assert jitter(out, shot) <= 0.2 * jitter(flick, shot)
+    assert flicker_jitter(out, shot) <= 0.2 * flicker_jitter(flick, shot)
 
 
 def test_restarts_at_a_cut(shot: np.ndarray) -> None:
@@ -89,7 +79,7 @@ def test_most_flicker_goes_on_held_out_clips(data_dir: Path) -> None:
     for i in range(20):
         clip = make("flicker", "check", 3000 + i, data_dir)
         out = Deflicker()(clip.frames, scene_ids(clip))
-        removed.append(1 - jitter(out, clip.truth) / jitter(clip.frames, clip.truth))
+        removed.append(1 - flicker_jitter(out, clip.truth) / flicker_jitter(clip.frames, clip.truth))
         gains.append(clip_psnr(out, clip.truth) - clip_psnr(clip.frames, clip.truth))
     assert np.mean(removed) >= 0.8 and np.mean(gains) > 3, (removed, gains)
 

@@ -40,7 +40,8 @@ import numpy as np
 import torch
 
 from . import serialised
-from .frames import BT601, SceneKernel, fixed_weights
+from ..pipeline.frames import BT601
+from .frames import SceneKernel, fixed_weights
 from .lab import lab_to_rgb_into, lightness, rgb_to_lab, srgb_to_linear
 
 ANALYSIS_ROWS = 180           # chroma is computed on a grid of about this many rows

@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..pipeline.frames import ColorInfo
-
-BT601 = ColorInfo(matrix=6).luma_weights(480)   # the luma weights of a stream with no tags below 720 lines
-
 
 def fixed_weights(weights: tuple[float, float, float], total: int) -> np.ndarray:
     """Luma weights as int32 that sum to ``total`` (for fixed-point kernels), green taking the rounding."""

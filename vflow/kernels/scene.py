@@ -24,7 +24,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-from .frames import BT601
+from ..pipeline.frames import BT601
 
 HIST_BINS = 16 * 4 + 1  # 16 hues x 4 saturations, plus one achromatic bin
 

@@ -12,7 +12,8 @@ import numba as nb
 import numpy as np
 
 from . import serialised
-from .frames import BT601, SceneKernel, fixed_weights
+from ..pipeline.frames import BT601
+from .frames import SceneKernel, fixed_weights
 
 # Immerkaer's estimate on every 8th row triple: 3/8 of the rows' luma (a fifth of the cost), 28k samples
 # at 640x360; on the grainy test clips (sigma 10 and 20) within 1-3% of the all-rows estimate (clean
@@ -56,10 +57,14 @@ def _laplacian_abs_sum(frame: np.ndarray, kw: np.ndarray, rows: np.ndarray, step
     return float(sums.sum()), n
 
 
+_KW601 = fixed_weights(BT601, 1000)
+
+
 def noise_sigma(frame: np.ndarray, rows: np.ndarray | None = None, step: int = SIGMA_ROW_STEP,
-                luma: tuple[float, float, float] = BT601) -> float:
-    """Gaussian noise sigma of a frame's luma (weights ``luma``; Immerkaer's fast estimate, 3x3
-    Laplacian-difference mask) on every ``step``-th row.
+                kw: np.ndarray = _KW601) -> float:
+    """Gaussian noise sigma of a frame's luma (int32 weights ``kw`` summing to 1000, from
+    :func:`~vflow.kernels.frames.fixed_weights`; Immerkaer's fast estimate, 3x3 Laplacian-difference mask)
+    on every ``step``-th row.
 
     The mask is separable (``[1, -2, 1]`` outer itself), so luma is computed once per pixel in
     fixed point; ``rows`` is optional ``(chunks, 4, W)`` int32 scratch.
@@ -69,7 +74,7 @@ def noise_sigma(frame: np.ndarray, rows: np.ndarray | None = None, step: int = S
         return 0.0
     if rows is None or rows.shape[1:] != (4, w):
         rows = np.empty((nb.get_num_threads(), 4, w), np.int32)
-    total, n = _laplacian_abs_sum(frame, fixed_weights(luma, 1000), rows, step)
+    total, n = _laplacian_abs_sum(frame, kw, rows, step)
     return math.sqrt(math.pi / 2.0) * (total / 1000.0) / (6.0 * (w - 2) * n)
 
 
@@ -328,6 +333,7 @@ class TemporalDenoiser(SceneKernel):
         range, in noise sigmas, over which a pixel goes from static to moving; ``range_k``: bilateral
         range in noise sigmas; ``luma``: the stream's luma weights (for the noise estimate)."""
         self.strength, self.sigma, self.luma = strength, sigma, luma
+        self._kw = fixed_weights(luma, 1000)
         self.alpha_min, self.lo, self.hi, self.range_k = alpha_min, lo, hi, range_k
         self._shape: tuple[int, int] | None = None
         self.reset()
@@ -349,7 +355,7 @@ class TemporalDenoiser(SceneKernel):
         self._rows = np.empty((chunks, 3, w), np.float32)
 
     def _step(self, frame: np.ndarray, scene: int, out: np.ndarray) -> None:
-        sigma = self.strength * (noise_sigma(frame, self._sigma_rows, luma=self.luma) if self.sigma is None
+        sigma = self.strength * (noise_sigma(frame, self._sigma_rows, kw=self._kw) if self.sigma is None
                                  else self.sigma)
         if scene != self._scene:
             to_planar(frame, self._state)

@@ -1,22 +1,23 @@
 """FilmNet: our compact multi-frame generator for old-footage restoration (``vflow-film-*``).
 
-The net sees a window of ``frames`` neighbouring frames (``t - context .. t + context`` with
-``context = frames // 2``) and restores the centre one. Where a neighbour does not line up with the centre
-frame (a motion gate: the mean absolute difference over a 5x5 neighbourhood above ``motion_gate``), its
-pixels are replaced by the centre frame's, as at a cut: a fast-moving edge leaves no ghost. It works at ``1/unshuffle`` of the input
-resolution: every frame is pixel-unshuffled (space to depth), the window is concatenated on channels
-(early fusion), the features are modulated by the whole window's statistics (a global branch: their mean
-over the picture, through a small MLP, gives a per-channel gain and offset: what faded dyes, a colour cast
-or flicker need, which no local window sees), a plain ``conv + ReLU`` body with a long skip computes
-features, and a last conv plus pixel shuffle predicts a full-resolution correction that is added to the
-centre frame (bilinearly upsampled for scale 2). The last conv and the branch's last layer start at zero,
-so an untrained net is the identity.
+The net sees a window of ``frames`` neighbouring frames (``t - context .. t + context`` with ``context =
+frames // 2``) and restores the centre one. Where a neighbour does not line up with the centre frame (a motion
+gate: the mean absolute difference over a 5x5 neighbourhood above ``motion_gate``), its pixels are replaced by
+the centre frame's, as at a cut: a fast-moving edge leaves no ghost. It works at ``1/unshuffle`` of the input
+resolution: every frame is pixel-unshuffled (space to depth), the window is concatenated on channels (early
+fusion), the features are modulated by the whole window's statistics (a global branch: their mean over the
+picture, through a small MLP, gives a per-channel gain and offset: what faded dyes, a colour cast or flicker
+need, which no local window sees), a plain ``conv + ReLU`` body with a long skip computes features, and a last
+conv plus pixel shuffle predicts a full-resolution correction that is added to the centre frame (bilinearly
+upsampled for scale 2). The last conv and the branch's last layer start at zero, so an untrained net is the
+identity.
 
-Receptive field: ``context`` frames on each side in time; in space, besides the global statistics,
-``depth + 2`` 3x3 convs at ``1/unshuffle`` resolution, so an output pixel depends on input pixels at most
-``radius = unshuffle * (depth + 3) - 1`` away, 2 more with neighbours (the motion gate's 5x5). Tiles with that much context give the untiled output up to
-the global statistics, which each tile takes from itself. A stage that runs it declares ``context`` frames
-before and after, and builds each window with :func:`window_indices`, which never crosses a scene cut.
+Receptive field: ``context`` frames on each side in time; in space, besides the global statistics, ``depth +
+2`` 3x3 convs at ``1/unshuffle`` resolution, so an output pixel depends on input pixels at most ``radius =
+unshuffle * (depth + 3) - 1`` away, 2 more with neighbours (the motion gate's 5x5). Tiles with that much
+context give the untiled output up to the global statistics, which each tile takes from itself. A stage that
+runs it declares ``context`` frames before and after, and builds each window with :func:`window_indices`,
+which never crosses a scene cut.
 """
 
 from __future__ import annotations

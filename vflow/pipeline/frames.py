@@ -48,6 +48,9 @@ class ColorInfo:
         return kr, 1.0 - kr - kb, kb
 
 
+BT601 = ColorInfo(matrix=6).luma_weights(480)   # the luma weights of a stream with no tags below 720 lines
+
+
 @dataclass(frozen=True)
 class VideoInfo:
     """What a video port carries, known before the first frame (negotiated at build time)."""

@@ -57,7 +57,7 @@ from typing import Any, Callable, ClassVar, Iterable, Iterator, Literal, Union
 
 import yaml
 
-from .frames import AudioChunk, AudioInfo, FrameBatch, VideoInfo
+from .frames import BT601, AudioChunk, AudioInfo, FrameBatch, VideoInfo
 
 StreamInfo = Union[VideoInfo, AudioInfo]
 
@@ -219,8 +219,6 @@ def _coerce(tp: Any, value: Any, name: str) -> Any:
 
 def stream_luma(ctx: StageContext | None, port: str = "video") -> tuple[float, float, float]:
     """The luma weights of the video on ``port`` (BT.601's when there is no context, as in a bare test)."""
-    from ..kernels.frames import BT601
-
     info = ctx.inputs.get(port) if ctx is not None else None
     return info.luma_weights() if isinstance(info, VideoInfo) else BT601
 

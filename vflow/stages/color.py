@@ -35,12 +35,13 @@ class Color(Stage):
     alike (a fade lifts the dyes alike; shadows of one colour are a choice of light). The white point
     stays: low whites may be a night scene. A clean, well-exposed shot, a night scene or a warm one is
     left as it is; ``max_gain`` bounds the stretch. ``white_balance`` scales the channels to a common
-    grey (grey world); ``saturation`` scales chroma around luma; ``strength`` blends the correction with
-    the input. ``reference`` (an image: a photo of the same people or place) transfers its colour statistics, per
-    Lab channel, from statistics of the shot smoothed like the rest: ``transfer: meanstd`` maps the
-    shot's mean and spread onto the reference's (Reinhard et al.); ``transfer: histogram`` maps the
-    shot's cumulative histogram onto the reference's (CDF matching), which also carries over skewed or
-    many-peaked distributions. Either becomes one table per channel, applied per pixel in a numba kernel.
+    grey (grey world); ``saturation`` scales chroma around the stream's luma; ``strength`` blends the
+    correction with the input. ``reference`` (an image: a photo of the same people or place) transfers its
+    colour statistics, per Lab channel, from statistics of the shot smoothed like the rest:
+    ``transfer: meanstd`` maps the shot's mean and spread onto the reference's (Reinhard et al.);
+    ``transfer: histogram`` maps the shot's cumulative histogram onto the reference's (CDF matching), which
+    also carries over skewed or many-peaked distributions. Either becomes one table per channel, applied
+    per pixel in a numba kernel.
 
     ```yaml
     color: {type: color, params: {levels: true, saturation: 1.1, reference: grandma_1974.jpg, transfer: histogram}}

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ..kernels.frames import BT601
+from ..pipeline.frames import BT601
 from .blur import filter2d, gaussian
 from .draws import Draws, Range
 
