@@ -29,6 +29,8 @@ GRID = (6, 8)          # block rows, columns
 DARK = 8.0             # blocks darker than this (levels) tell nothing about a gain
 BREAK, MIN_BREAK = 6.0, 0.15  # a jump of the common log level this many noise levels (and at least this) from
                               # one frame to the next is a light switched on or off: the trend restarts there
+MAX_STEP = 0.35        # and so is any jump this large (+42 %), whatever the noise: flicker is a few per cent,
+                       # a strobe or lightning alternating every few frames would raise the noise level itself
 MIN_SHOT = 5           # shorter shots are left alone: too few frames to tell flicker from content
 
 
@@ -91,7 +93,7 @@ def segment(levels: np.ndarray, t: int) -> tuple[int, int]:
     jump in it (see BREAK): an L1 trend turns a step into a ramp, which would smear a light switched on."""
     mean = levels.mean(1)
     jumps = np.abs(np.diff(mean))
-    cut = np.nonzero(jumps > max(BREAK * noise_level(mean), MIN_BREAK))[0] + 1   # first frame after a jump
+    cut = np.nonzero(jumps > min(max(BREAK * noise_level(mean), MIN_BREAK), MAX_STEP))[0] + 1   # first frame after a jump
     a = int(cut[cut <= t].max()) if (cut <= t).any() else 0
     b = int(cut[cut > t].min()) if (cut > t).any() else len(levels)
     return a, b

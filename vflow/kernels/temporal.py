@@ -1,231 +1,163 @@
-"""Scene-aware motion-adaptive recursive temporal denoise (deflicker: :mod:`vflow.kernels.deflicker`).
+"""Motion-compensated temporal denoise (deflicker: :mod:`vflow.kernels.deflicker`).
 
-It holds state between batches and restarts it whenever the scene id changes, so nothing bleeds
-across a cut. Frames are ``(N, H, W, 3)`` uint8 RGB, C-contiguous.
+Each frame is averaged with its neighbours of the same shot (``radius`` each side), every neighbour first
+aligned to it by block matching on a luma pyramid (a search at quarter resolution, refined at half and full).
+A neighbour's pixel counts as much as its 5x5 patch matches the frame's against the noise: the patch distance
+of two frames that differ only by noise is twice the noise variance, and the weight falls as the distance
+rises above that, so moving edges, occlusions and failed matches keep the frame's own pixels (no ghosts).
+
+The noise is measured where it lives, in time: the median over the blocks of the matched difference between
+a frame and its nearest neighbours. Grain that survived a codec as blotches shows there as it is; texture
+that moves with the picture (grain of a scanned slide, fine detail) matches and is not taken for noise, which
+the spatial estimates of single-frame denoisers do. Frames are ``(N, H, W, 3)`` uint8 RGB; they leave
+``radius`` frames late, or at the end of their shot.
 """
 
 from __future__ import annotations
 
 import math
+from collections import deque
+from dataclasses import dataclass
 
 import numba as nb
 import numpy as np
 
 from . import serialised
 from ..pipeline.frames import BT601
-from .frames import SceneKernel, fixed_weights
+from .frames import check_frames
 
-# Immerkaer's estimate on every 8th row triple: 3/8 of the rows' luma (a fifth of the cost), 28k samples
-# at 640x360; on the grainy test clips (sigma 10 and 20) within 1-3% of the all-rows estimate (clean
-# frames, sigma ~1-2 and dominated by texture: up to 23% of that small value). The noise level only sets
-# the kernels' thresholds and ranges.
-SIGMA_ROW_STEP = 8
-
-
-@nb.njit(nogil=True, cache=True, inline="always")
-def _luma_hdiff_row(frame: np.ndarray, y: int, kw: np.ndarray, luma: np.ndarray, hd: np.ndarray) -> None:
-    """``hd[x] = l[x-1] - 2 l[x] + l[x+1]`` of row ``y``'s fixed-point luma ``l = kw . RGB`` (``kw`` int32,
-    summing to 1000)."""
-    r = frame[y]
-    w = r.shape[0]
-    for x in range(w):
-        luma[x] = kw[0] * r[x, 0] + kw[1] * r[x, 1] + kw[2] * r[x, 2]
-    for x in range(1, w - 1):
-        hd[x] = luma[x - 1] - 2 * luma[x] + luma[x + 1]
+BLOCK = 16        # motion block, full-resolution px
+SEARCH = 4        # search range at 1/16 resolution (+-64 px at full), refined +-1 at each finer level
+MARGIN = 2        # coarsest-level px around a block that its match there also compares
+MOTION_COST = 0.02  # mean-abs-difference levels per full-res px of vector: ties go to the shorter vector
+PATCH = 5         # side of the patch whose distance weighs a neighbour's pixel
+SPREAD = 1.0      # how fast a neighbour's weight falls past the noise distance, in units of it
+NOISE_QUANTILE = 0.5  # of the blocks' matched differences: the share of blocks that may match badly
+MIN_VAR = 0.25    # noise variance floor (half a level): identical frames give weight only to exact matches
 
 
-@serialised
-@nb.njit(nogil=True, cache=True, parallel=True)
-def _laplacian_abs_sum(frame: np.ndarray, kw: np.ndarray, rows: np.ndarray, step: int) -> tuple[float, int]:
-    """Sum of ``|l * [[1, -2, 1], [-2, 4, -2], [1, -2, 1]]|`` (luma as above) over the inner pixels of
-    the rows ``1, 1 + step, ...``, and how many rows that is. ``rows`` is ``(n, 4, W)`` int32 scratch."""
-    h, w, _ = frame.shape
-    n = (h - 3) // step + 1
-    sums = np.zeros(n, np.int64)
-    nscratch = rows.shape[0]
-    for ci in nb.prange(nscratch):
-        sc = rows[ci]
-        for i in range(ci, n, nscratch):
-            y = 1 + i * step
-            for k in range(3):
-                _luma_hdiff_row(frame, y - 1 + k, kw, sc[3], sc[k])
-            a, b, c = sc[0], sc[1], sc[2]
-            acc = np.int64(0)
-            for x in range(1, w - 1):
-                acc += abs(a[x] - 2 * b[x] + c[x])
-            sums[i] = acc
-    return float(sums.sum()), n
+LEVELS = 5        # luma pyramid: full, 1/2, 1/4, 1/8, 1/16 resolution
 
 
-_KW601 = fixed_weights(BT601, 1000)
-
-
-def noise_sigma(frame: np.ndarray, rows: np.ndarray | None = None, step: int = SIGMA_ROW_STEP,
-                kw: np.ndarray = _KW601) -> float:
-    """Gaussian noise sigma of a frame's luma (int32 weights ``kw`` summing to 1000, from
-    :func:`~vflow.kernels.frames.fixed_weights`; Immerkaer's fast estimate, 3x3 Laplacian-difference mask)
-    on every ``step``-th row.
-
-    The mask is separable (``[1, -2, 1]`` outer itself), so luma is computed once per pixel in
-    fixed point; ``rows`` is optional ``(chunks, 4, W)`` int32 scratch.
-    """
-    h, w, _ = frame.shape
-    if h < 3 or w < 3:
-        return 0.0
-    if rows is None or rows.shape[1:] != (4, w):
-        rows = np.empty((nb.get_num_threads(), 4, w), np.int32)
-    total, n = _laplacian_abs_sum(frame, kw, rows, step)
-    return math.sqrt(math.pi / 2.0) * (total / 1000.0) / (6.0 * (w - 2) * n)
+@nb.njit(nogil=True, cache=True, fastmath=True)
+def _halve(src: np.ndarray, dst: np.ndarray) -> None:
+    for y in nb.prange(dst.shape[0]):
+        for x in range(dst.shape[1]):
+            dst[y, x] = 0.25 * (src[2 * y, 2 * x] + src[2 * y, 2 * x + 1] + src[2 * y + 1, 2 * x]
+                                + src[2 * y + 1, 2 * x + 1])
 
 
 @serialised
 @nb.njit(nogil=True, cache=True, parallel=True, fastmath=True)
-def recursive_step(
-    frame: np.ndarray, state: np.ndarray, new_state: np.ndarray, coef: np.ndarray, scratch: np.ndarray,
-    sigma: float, alpha_min: float, lo: float, hi: float, range_k: float,
-) -> None:
-    """Blend ``frame`` into the planar ``(3, H, W)`` float32 ``state``, per pixel, into ``new_state``:
-    ``state + a * (frame - state)``.
-
-    ``a`` grows from ``alpha_min`` (static: average over time) to 1 (moving: take the new frame) as
-    the 3x3 local mean of ``frame - state`` rises from ``lo`` to ``hi`` noise sigmas. ``coef`` gets
-    the bilateral scale :func:`spatial_step` uses for that ``a`` (see :func:`bilateral_coef`).
-    ``scratch`` is ``(chunks, 4, 3, W)`` float32: each chunk of rows keeps a ring of three diff rows
-    and their column sums, so every diff is computed once and the box mean is separable.
-    """
+def luma_pyramid(frame: np.ndarray, kw: np.ndarray, levels: tuple[np.ndarray, ...]) -> None:
+    """Luma ``kw . RGB`` of ``frame`` into ``levels[0]`` (H, W) float32, and each level's 2x2 box means
+    into the next (``levels[i]`` is ``(H >> i, W >> i)``)."""
     h, w, _ = frame.shape
-    nchunks = scratch.shape[0]
-    # the 3x3 mean of 27 samples shrinks the noise about 5x, motion stays
-    scale = 1.0 / (max(sigma, 0.5) * 0.33) / math.sqrt(3.0)
-    inv_span = 1.0 / (hi - lo)
-    for ci in nb.prange(nchunks):
-        r0 = ci * h // nchunks
-        r1 = (ci + 1) * h // nchunks
-        if r0 >= r1:
-            continue
-        ring = scratch[ci]
-        vs = ring[3]
-        for y in range(max(r0 - 1, 0), min(r0 + 1, h)):
-            _diff_row(frame, state, y, ring[y % 3])
-        for y in range(r0, r1):
-            if y + 1 < h:
-                _diff_row(frame, state, y + 1, ring[(y + 1) % 3])
-            dc = ring[y % 3]
-            ny = 1
-            for c in range(3):
-                vc = vs[c]
-                dcc = dc[c]
-                for x in range(w):
-                    vc[x] = dcc[x]
-            if y > 0:
-                ny += 1
-                for c in range(3):
-                    vc = vs[c]
-                    dp = ring[(y + 2) % 3, c]
-                    for x in range(w):
-                        vc[x] += dp[x]
-            if y + 1 < h:
-                ny += 1
-                for c in range(3):
-                    vc = vs[c]
-                    dn = ring[(y + 1) % 3, c]
-                    for x in range(w):
-                        vc[x] += dn[x]
-            sc = scale / ny
-            v0, v1, v2 = vs[0], vs[1], vs[2]
-            d0, d1, d2 = dc[0], dc[1], dc[2]
-            s0, s1, s2 = state[0, y], state[1, y], state[2, y]
-            n0, n1, n2 = new_state[0, y], new_state[1, y], new_state[2, y]
-            cr = coef[y]
-            for x in range(w if w <= 2 else 1):
-                _blend_px(v0, v1, v2, d0, d1, d2, s0, s1, s2, n0, n1, n2, cr, x, w, sc, alpha_min, lo,
-                          inv_span, sigma, range_k)
-            if w > 2:
-                _blend_px(v0, v1, v2, d0, d1, d2, s0, s1, s2, n0, n1, n2, cr, w - 1, w, sc, alpha_min, lo,
-                          inv_span, sigma, range_k)
-                sc3 = sc * (1.0 / 3.0)
-                for x in range(1, w - 1):
-                    b0 = v0[x - 1] + v0[x] + v0[x + 1]
-                    b1 = v1[x - 1] + v1[x] + v1[x + 1]
-                    b2 = v2[x - 1] + v2[x] + v2[x + 1]
-                    z = math.sqrt(b0 * b0 + b1 * b1 + b2 * b2) * sc3
-                    k = min(max((z - lo) * inv_span, 0.0), 1.0)
-                    a = alpha_min + (1.0 - alpha_min) * k
-                    cr[x] = bilateral_coef(a, sigma, range_k)
-                    fa = np.float32(a)
-                    n0[x] = s0[x] + fa * d0[x]
-                    n1[x] = s1[x] + fa * d1[x]
-                    n2[x] = s2[x] + fa * d2[x]
-
-
-@nb.njit(nogil=True, cache=True, fastmath=True)
-def _blend_px(v0, v1, v2, d0, d1, d2, s0, s1, s2, n0, n1, n2, cr, x, w, sc, alpha_min, lo, inv_span,
-              sigma, range_k) -> None:
-    """One pixel of :func:`recursive_step`'s blend, any column (edges average fewer columns)."""
-    x0, x1 = max(x - 1, 0), min(x + 2, w)
-    b0 = b1 = b2 = np.float32(0.0)
-    for xx in range(x0, x1):
-        b0 += v0[xx]
-        b1 += v1[xx]
-        b2 += v2[xx]
-    z = math.sqrt(b0 * b0 + b1 * b1 + b2 * b2) * (sc / (x1 - x0))
-    k = min(max((z - lo) * inv_span, 0.0), 1.0)
-    a = alpha_min + (1.0 - alpha_min) * k
-    cr[x] = bilateral_coef(a, sigma, range_k)
-    fa = np.float32(a)
-    n0[x] = s0[x] + fa * d0[x]
-    n1[x] = s1[x] + fa * d1[x]
-    n2[x] = s2[x] + fa * d2[x]
-
-
-@nb.njit(nogil=True, cache=True, inline="always", fastmath=True)
-def _diff_row(frame: np.ndarray, state: np.ndarray, y: int, dst: np.ndarray) -> None:
-    fr = frame[y]
-    for c in range(3):
-        sr = state[c, y]
-        dc = dst[c]
-        for x in range(fr.shape[0]):
-            dc[x] = np.float32(fr[x, c]) - sr[x]
-
-
-@nb.njit(nogil=True, cache=True, inline="always", fastmath=True)
-def bilateral_coef(a: float, sigma: float, range_k: float) -> float:
-    """Scale from a squared RGB distance to ``t / 16`` in the range weight ``exp(-t)`` for a pixel
-    of recursive weight ``a``; huge when the range sigma is under half a level (no spatial pass).
-
-    A recursive filter with weight ``a`` leaves ``a / (2 - a)`` of the noise variance, so static
-    pixels get almost no spatial smoothing and moving ones get the most.
-    """
-    sr2 = range_k * range_k * sigma * sigma * (a / (2.0 - a))
-    return 1.0 / (16.0 * 6.0 * sr2) if sr2 >= 0.25 else 1e20
-
-
-@serialised
-@nb.njit(nogil=True, cache=True, parallel=True)
-def fill_coef(coef: np.ndarray, a: float, sigma: float, range_k: float) -> None:
-    v = bilateral_coef(a, sigma, range_k)
-    h, w = coef.shape
+    l0 = levels[0]
     for y in nb.prange(h):
         for x in range(w):
-            coef[y, x] = v
+            l0[y, x] = kw[0] * frame[y, x, 0] + kw[1] * frame[y, x, 1] + kw[2] * frame[y, x, 2]
+    for i in range(1, len(levels)):
+        _halve(levels[i - 1], levels[i])
+
+
+def pyramid(h: int, w: int) -> tuple[np.ndarray, ...]:
+    """Empty planes for :func:`luma_pyramid` of an H x W frame."""
+    return tuple(np.empty((h >> i, w >> i), np.float32) for i in range(LEVELS))
+
+
+@nb.njit(nogil=True, cache=True, fastmath=True, inline="always")
+def _sad(a: np.ndarray, b: np.ndarray, y0: int, y1: int, x0: int, x1: int, dy: int, dx: int) -> float:
+    """Mean absolute difference of ``a[y0:y1, x0:x1]`` and ``b`` displaced by ``(dy, dx)``."""
+    acc = np.float32(0.0)
+    for y in range(y0, y1):
+        ra, rb = a[y], b[y + dy]
+        for x in range(x0, x1):
+            acc += abs(ra[x] - rb[x + dx])
+    return acc / ((y1 - y0) * (x1 - x0))
+
+
+@nb.njit(nogil=True, cache=True, fastmath=True, inline="always")
+def _best(a: np.ndarray, b: np.ndarray, y0: int, y1: int, x0: int, x1: int, cy: int, cx: int, r: int,
+          cost: float) -> tuple[int, int]:
+    """The displacement within ``r`` of ``(cy, cx)`` (kept inside ``b``) that matches ``a[y0:y1, x0:x1]``
+    best, each step of length costing ``cost``; the centre wins ties."""
+    h, w = b.shape
+    lo_y, hi_y = max(cy - r, -y0), min(cy + r, h - y1)
+    lo_x, hi_x = max(cx - r, -x0), min(cx + r, w - x1)
+    by, bx = min(max(cy, -y0), h - y1), min(max(cx, -x0), w - x1)
+    best = _sad(a, b, y0, y1, x0, x1, by, bx) + cost * (abs(by) + abs(bx))
+    for dy in range(lo_y, hi_y + 1):
+        for dx in range(lo_x, hi_x + 1):
+            c = _sad(a, b, y0, y1, x0, x1, dy, dx) + cost * (abs(dy) + abs(dx))
+            if c < best:
+                best, by, bx = c, dy, dx
+    return by, bx
+
+
+@nb.njit(nogil=True, cache=True, inline="always")
+def _span(a: int, b: int, shift: int, size: int, margin: int) -> tuple[int, int]:
+    """Full-res rows (or columns) ``a:b`` at the level ``shift`` (size ``size``), widened by ``margin``,
+    at least one, clipped to the level."""
+    lo = min(a >> shift, size - 1)
+    hi = max(-(-b >> shift), lo + 1)
+    return max(lo - margin, 0), min(hi + margin, size)
 
 
 @serialised
-@nb.njit(nogil=True, cache=True, parallel=True)
-def to_planar(frame: np.ndarray, state: np.ndarray) -> None:
-    h, w, _ = frame.shape
-    for y in nb.prange(h):
-        for c in range(3):
-            for x in range(w):
-                state[c, y, x] = frame[y, x, c]
+@nb.njit(nogil=True, cache=True, parallel=True, fastmath=True)
+def match_blocks(tp: tuple[np.ndarray, ...], kp: tuple[np.ndarray, ...], ft: np.ndarray, fk: np.ndarray,
+                 block: int, search: int, vec: np.ndarray, res: np.ndarray) -> None:
+    """For every ``block`` x ``block`` block of frame t (luma pyramid ``tp``), the displacement into frame k
+    (``kp``) where it matches best, into ``vec`` (nby, nbx, 2) int32 full-res px, and the mean squared RGB
+    difference (``ft``, ``fk`` uint8) at that displacement into ``res`` (nby, nbx).
+
+    The search covers ``search`` px at the coarsest level that the frame has (1/16: +-16 ``search`` full-res
+    px), each finer level refines it by +-1, and the zero vector is kept where it matches as well."""
+    t0, k0 = tp[0], kp[0]
+    h, w = t0.shape
+    nby, nbx = vec.shape[0], vec.shape[1]
+    for by in nb.prange(nby):
+        for bx in range(nbx):
+            y0, x0 = by * block, bx * block
+            y1, x1 = min(y0 + block, h), min(x0 + block, w)
+            vy = vx = 0
+            searched = False
+            for shift in range(len(tp) - 1, 0, -1):
+                a, b = tp[shift], kp[shift]
+                if a.shape[0] == 0 or a.shape[1] == 0:
+                    continue
+                margin = 0 if searched else MARGIN
+                ay0, ay1 = _span(y0, y1, shift, a.shape[0], margin)
+                ax0, ax1 = _span(x0, x1, shift, a.shape[1], margin)
+                cost = MOTION_COST * (1 << shift)
+                if searched:
+                    vy, vx = _best(a, b, ay0, ay1, ax0, ax1, 2 * vy, 2 * vx, 1, cost)
+                else:
+                    vy, vx = _best(a, b, ay0, ay1, ax0, ax1, 0, 0, search, cost)
+                    searched = True
+            if searched:
+                vy, vx = _best(t0, k0, y0, y1, x0, x1, 2 * vy, 2 * vx, 1, MOTION_COST)
+                if _sad(t0, k0, y0, y1, x0, x1, 0, 0) <= (_sad(t0, k0, y0, y1, x0, x1, vy, vx)
+                                                         + MOTION_COST * (abs(vy) + abs(vx))):
+                    vy = vx = 0
+            else:
+                vy, vx = _best(t0, k0, y0, y1, x0, x1, 0, 0, search, MOTION_COST)
+            vec[by, bx, 0], vec[by, bx, 1] = vy, vx
+            acc = 0.0
+            for y in range(y0, y1):
+                for x in range(x0, x1):
+                    for c in range(3):
+                        d = np.float32(ft[y, x, c]) - np.float32(fk[y + vy, x + vx, c])
+                        acc += d * d
+            res[by, bx] = acc / (3 * (y1 - y0) * (x1 - x0))
 
 
-@nb.njit(nogil=True, cache=True, inline="always", fastmath=True)
-def _weight(d0: float, d1: float, d2: float, f: float) -> float:
-    """``exp(-t)``, ``t = 16 f |d|^2``, as ``exp(-t / 16) ** 16`` with the inner exp a cubic Taylor
-    polynomial: branch- and table-free so the loop vectorizes; relative error under 0.3% where
-    ``t < 4``, the weight ~0 past ``t = 24``."""
-    s = min((d0 * d0 + d1 * d1 + d2 * d2) * f, np.float32(1.5))
+@nb.njit(nogil=True, cache=True, fastmath=True, inline="always")
+def _exp_neg(t: float) -> float:
+    """``exp(-t)`` for ``t >= 0`` as ``exp(-t / 16) ** 16``, the inner exp a cubic Taylor polynomial:
+    branch-free so loops vectorise; within 0.3 % where ``t < 4``, ~0 from ``t = 24`` on."""
+    s = min(t * np.float32(1.0 / 16.0), np.float32(1.5))
     g = np.float32(1.0) + s * (np.float32(-1.0) + s * (np.float32(0.5) + s * np.float32(-1.0 / 6.0)))
     g = g * g
     g = g * g
@@ -233,136 +165,181 @@ def _weight(d0: float, d1: float, d2: float, f: float) -> float:
     return g * g
 
 
-@nb.njit(nogil=True, cache=True, fastmath=True)
-def _spatial_px(state: np.ndarray, coef: np.ndarray, buf: np.ndarray, y: int, x: int) -> None:
-    """One pixel of :func:`spatial_step` into ``buf[:, x]``, any position (borders use only the
-    in-frame neighbours)."""
-    _, h, w = state.shape
-    f = coef[y, x]
-    c0, c1, c2 = state[0, y, x], state[1, y, x], state[2, y, x]
-    acc0 = acc1 = acc2 = wsum = np.float32(0.0)
-    for yy in range(max(y - 1, 0), min(y + 2, h)):
-        for xx in range(max(x - 1, 0), min(x + 2, w)):
-            v0, v1, v2 = state[0, yy, xx], state[1, yy, xx], state[2, yy, xx]
-            wt = _weight(v0 - c0, v1 - c1, v2 - c2, f)
-            acc0 += wt * v0
-            acc1 += wt * v1
-            acc2 += wt * v2
-            wsum += wt
-    inv = np.float32(1.0) / wsum
-    buf[0, x] = acc0 * inv
-    buf[1, x] = acc1 * inv
-    buf[2, x] = acc2 * inv
+@serialised
+@nb.njit(nogil=True, cache=True, parallel=True, fastmath=True)
+def accumulate(ft: np.ndarray, fk: np.ndarray, vec: np.ndarray, block: int, var: float, spread: float,
+               dist: np.ndarray, rowsum: np.ndarray, acc: np.ndarray, wsum: np.ndarray) -> None:
+    """Add neighbour ``fk``, displaced by the block vectors ``vec``, into the planar (3, H, W) ``acc`` and
+    (H, W) ``wsum``, each pixel weighted by ``exp(-max(D - 2 var, 0) / (2 var spread))``, ``D`` the mean
+    squared RGB difference to ``ft`` over the ``PATCH`` x ``PATCH`` patch (clipped at the borders).
+    ``dist`` and ``rowsum`` are (H, W) float32 scratch."""
+    h, w, _ = ft.shape
+    r = PATCH // 2
+    for y in nb.prange(h):
+        by = y // block
+        dr = dist[y]
+        for x in range(w):
+            bx = x // block
+            sy, sx = y + vec[by, bx, 0], x + vec[by, bx, 1]
+            e = np.float32(0.0)
+            for c in range(3):
+                d = np.float32(ft[y, x, c]) - np.float32(fk[sy, sx, c])
+                e += d * d
+            dr[x] = e * np.float32(1.0 / 3.0)
+        rs = rowsum[y]
+        run = np.float32(0.0)
+        for x in range(min(r, w)):
+            run += dr[x]
+        for x in range(w):
+            if x + r < w:
+                run += dr[x + r]
+            if x - r - 1 >= 0:
+                run -= dr[x - r - 1]
+            rs[x] = run / (min(x + r + 1, w) - max(x - r, 0))
+    inv = np.float32(1.0 / (2.0 * var * spread))
+    floor = np.float32(2.0 * var)
+    for y in nb.prange(h):
+        y0, y1 = max(y - r, 0), min(y + r + 1, h)
+        norm = np.float32(1.0 / (y1 - y0))
+        by = y // block
+        for x in range(w):
+            s = np.float32(0.0)
+            for yy in range(y0, y1):
+                s += rowsum[yy, x]
+            wt = _exp_neg(max(s * norm - floor, np.float32(0.0)) * inv)
+            bx = x // block
+            sy, sx = y + vec[by, bx, 0], x + vec[by, bx, 1]
+            for c in range(3):
+                acc[c, y, x] += wt * np.float32(fk[sy, sx, c])
+            wsum[y, x] += wt
 
 
 @serialised
 @nb.njit(nogil=True, cache=True, parallel=True, fastmath=True)
-def spatial_step(state: np.ndarray, coef: np.ndarray, out: np.ndarray, scratch: np.ndarray) -> None:
-    """3x3 joint bilateral filter of the planar ``(3, H, W)`` ``state`` into uint8 ``(H, W, 3)``
-    ``out``, with range weights ``exp(-16 coef |d|^2)`` (see :func:`bilateral_coef`).
-
-    A huge ``coef`` (no spatial pass) gives weight 0 to every neighbour that differs from the
-    centre, i.e. the centre itself, so that case needs no branch. ``scratch`` is ``(chunks, 3, W)``
-    float32 row buffers.
-    """
-    _, h, w = state.shape
-    nchunks = scratch.shape[0]
-    for ci in nb.prange(nchunks):
-        buf = scratch[ci]
-        b0, b1, b2 = buf[0], buf[1], buf[2]
-        for y in range(ci * h // nchunks, (ci + 1) * h // nchunks):
-            if y == 0 or y == h - 1 or w < 3:
-                for x in range(w):
-                    _spatial_px(state, coef, buf, y, x)
-            else:
-                _spatial_px(state, coef, buf, y, 0)
-                _spatial_px(state, coef, buf, y, w - 1)
-                p0, p1, p2 = state[0, y - 1], state[1, y - 1], state[2, y - 1]
-                q0, q1, q2 = state[0, y], state[1, y], state[2, y]
-                r0, r1, r2 = state[0, y + 1], state[1, y + 1], state[2, y + 1]
-                cr = coef[y]
-                # inner pixels: the three rows are written out by hand so numba vectorises the loop
-                for x in range(1, w - 1):
-                    f = cr[x]
-                    c0, c1, c2 = q0[x], q1[x], q2[x]
-                    acc0 = acc1 = acc2 = wsum = np.float32(0.0)
-                    for dx in range(-1, 2):
-                        xx = x + dx
-                        v0, v1, v2 = p0[xx], p1[xx], p2[xx]
-                        wt = _weight(v0 - c0, v1 - c1, v2 - c2, f)
-                        acc0 += wt * v0
-                        acc1 += wt * v1
-                        acc2 += wt * v2
-                        wsum += wt
-                        v0, v1, v2 = q0[xx], q1[xx], q2[xx]
-                        wt = _weight(v0 - c0, v1 - c1, v2 - c2, f)
-                        acc0 += wt * v0
-                        acc1 += wt * v1
-                        acc2 += wt * v2
-                        wsum += wt
-                        v0, v1, v2 = r0[xx], r1[xx], r2[xx]
-                        wt = _weight(v0 - c0, v1 - c1, v2 - c2, f)
-                        acc0 += wt * v0
-                        acc1 += wt * v1
-                        acc2 += wt * v2
-                        wsum += wt
-                    inv = np.float32(1.0) / wsum
-                    b0[x] = acc0 * inv
-                    b1[x] = acc1 * inv
-                    b2[x] = acc2 * inv
-            o = out[y]
-            for x in range(w):
-                o[x, 0] = min(max(b0[x] + np.float32(0.5), np.float32(0.0)), np.float32(255.0))
-                o[x, 1] = min(max(b1[x] + np.float32(0.5), np.float32(0.0)), np.float32(255.0))
-                o[x, 2] = min(max(b2[x] + np.float32(0.5), np.float32(0.0)), np.float32(255.0))
+def start(frame: np.ndarray, acc: np.ndarray, wsum: np.ndarray) -> None:
+    """The frame itself, weight 1, into ``acc`` and ``wsum``."""
+    h, w, _ = frame.shape
+    for y in nb.prange(h):
+        for x in range(w):
+            for c in range(3):
+                acc[c, y, x] = frame[y, x, c]
+            wsum[y, x] = 1.0
 
 
-class TemporalDenoiser(SceneKernel):
-    """Motion-adaptive recursive denoiser with a light spatial pass where motion stops averaging.
+@serialised
+@nb.njit(nogil=True, cache=True, parallel=True, fastmath=True)
+def finish(acc: np.ndarray, wsum: np.ndarray, out: np.ndarray) -> None:
+    """``acc / wsum`` rounded into uint8 (H, W, 3) ``out``."""
+    _, h, w = acc.shape
+    for y in nb.prange(h):
+        for x in range(w):
+            inv = np.float32(1.0) / wsum[y, x]
+            for c in range(3):
+                out[y, x, c] = min(max(acc[c, y, x] * inv + np.float32(0.5), np.float32(0.0)), np.float32(255.0))
 
-    ``strength`` scales the noise sigma estimated on each frame (or the fixed ``sigma``): higher
-    removes more noise and smears more texture.
+
+@dataclass
+class _Held:
+    """A frame waiting in the window, with its luma pyramid."""
+
+    frame: np.ndarray
+    pyramid: tuple[np.ndarray, ...]
+
+
+class TemporalDenoiser:
+    """Push ``(N, H, W, 3)`` uint8 frames with their scene ids; get back the frames that are ready, in order
+    (``flush`` returns the rest at the end). Calling it on a whole clip does both.
+
+    ``strength`` scales the noise level measured in time (or the fixed ``sigma``, in levels): higher removes
+    more and lets worse-matched neighbours in. ``luma`` are the stream's luma weights (for the matching).
     """
 
-    def __init__(
-        self, strength: float = 1.0, sigma: float | None = None,
-        alpha_min: float = 0.15, lo: float = 1.0, hi: float = 3.0, range_k: float = 2.5,
-        luma: tuple[float, float, float] = BT601,
-    ) -> None:
-        """``alpha_min``: weight of the new frame on static pixels; ``lo``/``hi``: local-difference
-        range, in noise sigmas, over which a pixel goes from static to moving; ``range_k``: bilateral
-        range in noise sigmas; ``luma``: the stream's luma weights (for the noise estimate)."""
-        self.strength, self.sigma, self.luma = strength, sigma, luma
-        self._kw = fixed_weights(luma, 1000)
-        self.alpha_min, self.lo, self.hi, self.range_k = alpha_min, lo, hi, range_k
+    def __init__(self, radius: int = 3, strength: float = 1.0, sigma: float | None = None,
+                 luma: tuple[float, float, float] = BT601) -> None:
+        if radius < 1 or strength <= 0 or (sigma is not None and sigma < 0):
+            raise ValueError("radius must be >= 1, strength > 0 and sigma >= 0")
+        self.radius, self.strength, self.sigma, self.luma = radius, strength, sigma, luma
+        self._kw = np.array(luma, np.float32)
         self._shape: tuple[int, int] | None = None
-        self.reset()
+        self.last_sigma = 0.0   # the noise level the last frame was denoised with (levels)
+        self._reset()
 
-    def reset(self) -> None:
-        """Drop the temporal state; the next frame starts fresh."""
+    def __call__(self, frames: np.ndarray, scene_ids: np.ndarray) -> np.ndarray:
+        out = self.push(frames, scene_ids) + self.flush()
+        return np.stack(out) if out else np.empty_like(frames)
+
+    def push(self, frames: np.ndarray, scene_ids: np.ndarray) -> list[np.ndarray]:
+        check_frames(frames, scene_ids)
+        out: list[np.ndarray] = []
+        for frame, scene in zip(frames, np.asarray(scene_ids).tolist()):
+            if scene != self._scene or frame.shape[:2] != self._shape:
+                out += self.flush()
+                self._scene = scene
+                self._buffers(*frame.shape[:2])
+            frame = np.ascontiguousarray(frame)
+            h, w = frame.shape[:2]
+            pyr = pyramid(h, w)
+            luma_pyramid(frame, self._kw, pyr)
+            self._held.append(_Held(frame, pyr))
+            out += self._emit(final=False)
+        return out
+
+    def flush(self) -> list[np.ndarray]:
+        """The waiting frames of the current shot, which has ended."""
+        out = self._emit(final=True)
+        self._reset()
+        return out
+
+    def _reset(self) -> None:
+        self._held: deque[_Held] = deque()   # the shot's frames from _first on
+        self._first = 0                      # shot index of _held[0]
+        self._next = 0                       # shot index of the next frame to leave
         self._scene: int | None = None
 
     def _buffers(self, h: int, w: int) -> None:
         if self._shape == (h, w):
             return
-        self._shape, self._scene = (h, w), None
-        self._state = np.empty((3, h, w), np.float32)  # planar, so the kernels' loops vectorize
-        self._next = np.empty((3, h, w), np.float32)
-        self._coef = np.empty((h, w), np.float32)
-        self._sigma_rows = np.empty((nb.get_num_threads(), 4, w), np.int32)
-        chunks = max(1, min(h, 4 * nb.get_num_threads()))
-        self._scratch = np.empty((chunks, 4, 3, w), np.float32)
-        self._rows = np.empty((chunks, 3, w), np.float32)
+        self._shape = (h, w)
+        nby, nbx = -(-h // BLOCK), -(-w // BLOCK)
+        self._vec = np.empty((2 * self.radius, nby, nbx, 2), np.int32)   # per neighbour
+        self._res = np.empty((2 * self.radius, nby, nbx), np.float32)
+        self._acc = np.empty((3, h, w), np.float32)
+        self._wsum = np.empty((h, w), np.float32)
+        self._dist = np.empty((h, w), np.float32)
+        self._rowsum = np.empty((h, w), np.float32)
 
-    def _step(self, frame: np.ndarray, scene: int, out: np.ndarray) -> None:
-        sigma = self.strength * (noise_sigma(frame, self._sigma_rows, kw=self._kw) if self.sigma is None
-                                 else self.sigma)
-        if scene != self._scene:
-            to_planar(frame, self._state)
-            self._scene = scene
-            fill_coef(self._coef, 1.0, sigma, self.range_k)
+    def _emit(self, final: bool) -> list[np.ndarray]:
+        out = []
+        known = self._first + len(self._held)
+        while self._next < known and (final or self._next + self.radius < known):
+            t = self._next
+            out.append(self._denoise(t, range(max(self._first, t - self.radius), min(known, t + self.radius + 1))))
+            self._next += 1
+            while self._first < self._next - self.radius:
+                self._held.popleft()
+                self._first += 1
+        return out
+
+    def _denoise(self, t: int, window: range) -> np.ndarray:
+        cur = self._held[t - self._first]
+        out = np.empty_like(cur.frame)
+        others = [k for k in window if k != t]
+        if not others:
+            out[:] = cur.frame
+            return out
+        for i, k in enumerate(others):
+            other = self._held[k - self._first]
+            match_blocks(cur.pyramid, other.pyramid, cur.frame, other.frame, BLOCK, SEARCH, self._vec[i],
+                         self._res[i])
+        if self.sigma is None:  # matched differences of the nearest neighbours: 2 var where only noise differs
+            var = min(float(np.quantile(self._res[i], NOISE_QUANTILE)) / 2 for i, k in enumerate(others) if abs(k - t) == 1)
         else:
-            recursive_step(frame, self._state, self._next, self._coef, self._scratch,
-                           sigma, self.alpha_min, self.lo, self.hi, self.range_k)
-            self._state, self._next = self._next, self._state
-        spatial_step(self._state, self._coef, out, self._rows)
+            var = self.sigma**2
+        var = max(var * self.strength**2, MIN_VAR)
+        self.last_sigma = math.sqrt(var)
+        start(cur.frame, self._acc, self._wsum)
+        for i, k in enumerate(others):
+            accumulate(cur.frame, self._held[k - self._first].frame, self._vec[i], BLOCK, var, SPREAD,
+                       self._dist, self._rowsum, self._acc, self._wsum)
+        finish(self._acc, self._wsum, out)
+        return out
