@@ -104,3 +104,27 @@ def test_a_light_switched_off_stays_a_step_under_flicker(shot: np.ndarray) -> No
     out = Deflicker()(flick, np.zeros(len(shot), np.int64))
     err = np.abs(luma_means(out) / luma_means(truth) - 1)
     assert err[17:23].max() < 0.06, err[17:23]
+
+
+def test_uneven_flicker_goes_too(shot: np.ndarray) -> None:
+    """Flicker stronger on one side of the picture (a gain field exp(a + gx x + gy y) new every frame): both
+    halves of the picture lose it, not only the mean."""
+    rng = np.random.default_rng(11)
+    n, h, w, _ = shot.shape
+    a, gx, gy = (rng.normal(0, s, n) for s in (0.06, 0.08, 0.05))
+    x, y = np.linspace(-1, 1, w), np.linspace(-1, 1, h)
+    field = np.exp(a[:, None, None] + gx[:, None, None] * x[None, None] + gy[:, None, None] * y[None, :, None])
+    flick = np.clip(np.rint(shot * field[..., None]), 0, 255).astype(np.uint8)
+    out = Deflicker()(flick, np.zeros(n, np.int64))
+    for half in (np.s_[:, :, : w // 2], np.s_[:, :, w // 2 :]):
+        assert flicker_jitter(out[half], shot[half]) <= 0.3 * flicker_jitter(flick[half], shot[half])
+    assert clip_psnr(out, shot) >= clip_psnr(flick, shot) + 6
+
+
+def test_a_strobe_is_content(shot: np.ndarray) -> None:
+    """A light that flashes every other pair of frames (40 % darker between): jumps too large to be flicker,
+    whatever the noise level they make."""
+    light = np.where(np.arange(len(shot)) // 2 % 2 == 0, 1.0, 0.6)
+    strobe = np.clip(np.rint(shot * light[:, None, None, None]), 0, 255).astype(np.uint8)
+    out = Deflicker()(strobe, np.zeros(len(shot), np.int64))
+    assert clip_psnr(out, strobe) > 45

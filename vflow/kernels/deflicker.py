@@ -17,6 +17,7 @@ The frame waits for ``radius`` successors of its shot (or the end of the shot), 
 
 from __future__ import annotations
 
+import math
 from collections import deque
 
 import numba as nb
@@ -31,6 +32,8 @@ BREAK, MIN_BREAK = 6.0, 0.15  # a jump of the common log level this many noise l
                               # one frame to the next is a light switched on or off: the trend restarts there
 MAX_STEP = 0.35        # and so is any jump this large (+42 %), whatever the noise: flicker is a few per cent,
                        # a strobe or lightning alternating every few frames would raise the noise level itself
+MIN_PLANE = 12         # blocks a plane is fitted to, at least; fewer give the level alone
+PLANE_GAIN = 0.7       # and the plane must leave the blocks' spread below this share of the level's
 MIN_SHOT = 5           # shorter shots are left alone: too few frames to tell flicker from content
 
 
@@ -53,18 +56,32 @@ def block_means(frame: np.ndarray, rows: int, cols: int) -> np.ndarray:
 
 
 @serialised
-@nb.njit(nogil=True, cache=True, parallel=True)
-def apply_gains(frame: np.ndarray, gains: np.ndarray, out: np.ndarray) -> None:
-    """``out = clip(round(frame * gains[c]))`` through a per-channel lookup table."""
-    lut = np.empty((3, 256), np.uint8)
-    for c in range(3):
-        for v in range(256):
-            lut[c, v] = min(max(int(v * gains[c] + 0.5), 0), 255)
+@nb.njit(nogil=True, cache=True, parallel=True, fastmath=True)
+def apply_field(frame: np.ndarray, coef: np.ndarray, max_gain: float, out: np.ndarray) -> None:
+    """``out = clip(round(frame * g))``, per channel ``c`` the gain ``g = exp(a + gx x + gy y)`` with
+    ``(a, gx, gy) = coef[c]`` and ``x``, ``y`` from -1 to 1 across the frame (block centres' scale), held
+    within ``1 / max_gain .. max_gain``."""
     h, w, _ = frame.shape
+    cols = np.empty((3, w), np.float32)
+    rows = np.empty((3, h), np.float32)
+    for c in range(3):
+        for x in range(w):
+            cols[c, x] = math.exp(coef[c, 0] + coef[c, 1] * _axis(x, w))
+        for y in range(h):
+            rows[c, y] = math.exp(coef[c, 2] * _axis(y, h))
+    lo, hi = np.float32(1.0 / max_gain), np.float32(max_gain)
     for y in nb.prange(h):
         for x in range(w):
             for c in range(3):
-                out[y, x, c] = lut[c, frame[y, x, c]]
+                g = min(max(cols[c, x] * rows[c, y], lo), hi)
+                out[y, x, c] = min(max(np.float32(frame[y, x, c]) * g + np.float32(0.5), np.float32(0.0)),
+                                   np.float32(255.0))
+
+
+@nb.njit(nogil=True, cache=True, inline="always")
+def _axis(i: int, n: int) -> float:
+    """Pixel ``i`` of ``n`` on the -1 .. 1 axis of :func:`common_change`'s planes."""
+    return (2.0 * i + 1.0) / n - 1.0 if n > 1 else 0.0
 
 
 def trend(y: np.ndarray, lam: float, iters: int = 30) -> np.ndarray:
@@ -89,9 +106,10 @@ def noise_level(y: np.ndarray) -> float:
 
 
 def segment(levels: np.ndarray, t: int) -> tuple[int, int]:
-    """The part ``[a, b)`` of a window of common levels (n, 3) around frame ``t`` with no sudden lasting
-    jump in it (see BREAK): an L1 trend turns a step into a ramp, which would smear a light switched on."""
-    mean = levels.mean(1)
+    """The part ``[a, b)`` of a window of common levels (n, 3, 3: each channel's plane) around frame ``t``
+    with no sudden lasting jump of the mean level in it (see BREAK): an L1 trend turns a step into a ramp,
+    which would smear a light switched on."""
+    mean = levels[:, :, 0].mean(1)
     jumps = np.abs(np.diff(mean))
     cut = np.nonzero(jumps > min(max(BREAK * noise_level(mean), MIN_BREAK), MAX_STEP))[0] + 1   # first frame after a jump
     a = int(cut[cut <= t].max()) if (cut <= t).any() else 0
@@ -99,21 +117,55 @@ def segment(levels: np.ndarray, t: int) -> tuple[int, int]:
     return a, b
 
 
+def _grid_axes() -> tuple[np.ndarray, np.ndarray]:
+    """x and y (-1 .. 1) of the block centres of :data:`GRID`, flattened as ``block_means(...).reshape(-1, 3)``."""
+    rows, cols = GRID
+    y = (2 * np.arange(rows) + 1) / rows - 1
+    x = (2 * np.arange(cols) + 1) / cols - 1
+    return np.tile(x, rows), np.repeat(y, cols)
+
+
+_GX, _GY = _grid_axes()
+
+
 def common_change(prev: np.ndarray, cur: np.ndarray) -> np.ndarray:
-    """The change of log level per channel from block means ``prev`` to ``cur`` (blocks, 3) that is common
-    to the frame: the median over the blocks bright enough in both, weighted by how well they agree (in full
-    where they all change alike; not at all where their spread is as large as the change: a light in the
-    scene, a hologram, a moving object are content, not a gain of the whole frame)."""
-    out = np.zeros(3)
+    """The change of log level from block means ``prev`` to ``cur`` (blocks, 3) that is common to the frame,
+    per channel as a plane over it: ``(3, 3)``, each row ``(a, gx, gy)``, the change ``a + gx x + gy y``
+    (flicker is seldom even: a lamp, a shutter or the developer leave it stronger on one side).
+
+    The plane is the least-absolute-deviations fit to the blocks bright enough in both (a moving object
+    changes a few blocks, not the fit), scaled by how well they agree with it: in full where they all follow
+    it, not at all where their spread about it is as large as the change (a light in the scene, a hologram,
+    a moving object are content, not a gain of the whole frame)."""
+    out = np.zeros((3, 3))
     for c in range(3):
         ok = (prev[:, c] > DARK) & (cur[:, c] > DARK)
         if not ok.any():
             continue
         d = np.log(cur[ok, c]) - np.log(prev[ok, c])
-        m = float(np.median(d))
-        spread = float(np.median(np.abs(d - m)))
-        out[c] = m * float(np.clip(1 - spread / max(abs(m), 1e-9), 0.0, 1.0))
+        basis, coef = np.ones((ok.sum(), 1)), np.array([np.median(d)])
+        spread = float(np.median(np.abs(d - coef[0])))
+        if ok.sum() >= MIN_PLANE:   # the plane, where it explains the blocks clearly better than the level
+            plane = np.stack([np.ones(ok.sum()), _GX[ok], _GY[ok]], 1)
+            pcoef = _lad(plane, d)
+            pspread = float(np.median(np.abs(d - plane @ pcoef)))
+            if pspread < PLANE_GAIN * spread:
+                basis, coef, spread = plane, pcoef, pspread
+        fit = basis @ coef
+        size = float(np.sqrt(np.mean(fit**2)))
+        out[c, : len(coef)] = coef * float(np.clip(1 - spread / max(size, 1e-9), 0.0, 1.0))
     return out
+
+
+def _lad(basis: np.ndarray, d: np.ndarray, iters: int = 20) -> np.ndarray:
+    """Least absolute deviations ``argmin |basis @ coef - d|_1`` by IRLS, from the median level."""
+    coef = np.zeros(basis.shape[1])
+    coef[0] = np.median(d)
+    for _ in range(iters):
+        w = 1.0 / np.maximum(np.abs(d - basis @ coef), 1e-4)
+        coef = np.linalg.solve(basis.T @ (w[:, None] * basis) + 1e-9 * np.eye(basis.shape[1]),
+                               basis.T @ (w * d))
+    return coef
 
 
 class Deflicker:
@@ -139,7 +191,7 @@ class Deflicker:
                 self._scene = scene
             frame = np.ascontiguousarray(frame)
             blocks = block_means(frame, *GRID).reshape(-1, 3)
-            level = self._levels[-1] + common_change(self._blocks, blocks) if self._levels else np.zeros(3)
+            level = self._levels[-1] + common_change(self._blocks, blocks) if self._levels else np.zeros((3, 3))
             self._frames.append(frame)
             self._levels.append(level)
             self._blocks = blocks
@@ -154,7 +206,7 @@ class Deflicker:
 
     def _reset(self) -> None:
         self._frames: deque[np.ndarray] = deque()   # waiting frames, the last ones of the current shot
-        self._levels: list[np.ndarray] = []         # the shot's common log levels (the last 2r+1 kept)
+        self._levels: list[np.ndarray] = []         # the shot's common log planes (the last 2r+1 kept)
         self._blocks = np.zeros((GRID[0] * GRID[1], 3))
         self._first = 0                             # shot index of _levels[0]
         self._next = 0                              # shot index of _frames[0]
@@ -173,12 +225,13 @@ class Deflicker:
             y = np.stack(self._levels[lo - self._first : hi - self._first])
             a, b = segment(y, t - lo)
             y, t_in = y[a:b], t - lo - a
-            gains = np.ones(3)
+            coef = np.zeros((3, 3))
             for c in range(3):
-                z = trend(y[:, c], self.strength * noise_level(y[:, c]))
-                gains[c] = np.exp(z[t_in] - y[t_in, c])
+                for j in range(3):
+                    z = trend(y[:, c, j], self.strength * noise_level(y[:, c, j]))
+                    coef[c, j] = z[t_in] - y[t_in, c, j]
             done = np.empty_like(frame)
-            apply_gains(frame, np.clip(gains, 1 / self.max_gain, self.max_gain), done)
+            apply_field(frame, coef, self.max_gain, done)
             out.append(done)
             self._next += 1
             drop = max(0, self._next - self.radius - self._first)

@@ -1,7 +1,7 @@
 """Motion-compensated temporal denoise (deflicker: :mod:`vflow.kernels.deflicker`).
 
 Each frame is averaged with its neighbours of the same shot (``radius`` each side), every neighbour first
-aligned to it by block matching on a luma pyramid (a search at quarter resolution, refined at half and full).
+aligned to it by block matching on a luma pyramid (a search at 1/16 resolution, refined at every finer level).
 A neighbour's pixel counts as much as its 5x5 patch matches the frame's against the noise: the patch distance
 of two frames that differ only by noise is twice the noise variance, and the weight falls as the distance
 rises above that, so moving edges, occlusions and failed matches keep the frame's own pixels (no ghosts).
@@ -9,8 +9,10 @@ rises above that, so moving edges, occlusions and failed matches keep the frame'
 The noise is measured where it lives, in time: the median over the blocks of the matched difference between
 a frame and its nearest neighbours. Grain that survived a codec as blotches shows there as it is; texture
 that moves with the picture (grain of a scanned slide, fine detail) matches and is not taken for noise, which
-the spatial estimates of single-frame denoisers do. Frames are ``(N, H, W, 3)`` uint8 RGB; they leave
-``radius`` frames late, or at the end of their shot.
+the spatial estimates of single-frame denoisers do. Where few neighbours matched (fast or new content, the
+ends of a shot), a 3x3 bilateral pass (:mod:`vflow.kernels.bilateral`) takes what noise the average left,
+with a range that follows it, so a well-averaged pixel is left as it is. Frames are ``(N, H, W, 3)`` uint8
+RGB; they leave ``radius`` frames late, or at the end of their shot.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import numba as nb
 import numpy as np
 
 from . import serialised
+from .bilateral import exp_neg, range_coef, spatial_step
 from ..pipeline.frames import BT601
 from .frames import check_frames
 
@@ -33,6 +36,7 @@ MOTION_COST = 0.02  # mean-abs-difference levels per full-res px of vector: ties
 PATCH = 5         # side of the patch whose distance weighs a neighbour's pixel
 SPREAD = 1.0      # how fast a neighbour's weight falls past the noise distance, in units of it
 NOISE_QUANTILE = 0.5  # of the blocks' matched differences: the share of blocks that may match badly
+RANGE_K = 1.5     # the spatial pass's range, in sigmas of the noise the temporal average left
 MIN_VAR = 0.25    # noise variance floor (half a level): identical frames give weight only to exact matches
 
 
@@ -153,24 +157,12 @@ def match_blocks(tp: tuple[np.ndarray, ...], kp: tuple[np.ndarray, ...], ft: np.
             res[by, bx] = acc / (3 * (y1 - y0) * (x1 - x0))
 
 
-@nb.njit(nogil=True, cache=True, fastmath=True, inline="always")
-def _exp_neg(t: float) -> float:
-    """``exp(-t)`` for ``t >= 0`` as ``exp(-t / 16) ** 16``, the inner exp a cubic Taylor polynomial:
-    branch-free so loops vectorise; within 0.3 % where ``t < 4``, ~0 from ``t = 24`` on."""
-    s = min(t * np.float32(1.0 / 16.0), np.float32(1.5))
-    g = np.float32(1.0) + s * (np.float32(-1.0) + s * (np.float32(0.5) + s * np.float32(-1.0 / 6.0)))
-    g = g * g
-    g = g * g
-    g = g * g
-    return g * g
-
-
 @serialised
 @nb.njit(nogil=True, cache=True, parallel=True, fastmath=True)
 def accumulate(ft: np.ndarray, fk: np.ndarray, vec: np.ndarray, block: int, var: float, spread: float,
-               dist: np.ndarray, rowsum: np.ndarray, acc: np.ndarray, wsum: np.ndarray) -> None:
+               dist: np.ndarray, rowsum: np.ndarray, acc: np.ndarray, wsum: np.ndarray, wsq: np.ndarray) -> None:
     """Add neighbour ``fk``, displaced by the block vectors ``vec``, into the planar (3, H, W) ``acc`` and
-    (H, W) ``wsum``, each pixel weighted by ``exp(-max(D - 2 var, 0) / (2 var spread))``, ``D`` the mean
+    (H, W) ``wsum`` (and its square into ``wsq``), each pixel weighted by ``exp(-max(D - 2 var, 0) / (2 var spread))``, ``D`` the mean
     squared RGB difference to ``ft`` over the ``PATCH`` x ``PATCH`` patch (clipped at the borders).
     ``dist`` and ``rowsum`` are (H, W) float32 scratch."""
     h, w, _ = ft.shape
@@ -206,36 +198,41 @@ def accumulate(ft: np.ndarray, fk: np.ndarray, vec: np.ndarray, block: int, var:
             s = np.float32(0.0)
             for yy in range(y0, y1):
                 s += rowsum[yy, x]
-            wt = _exp_neg(max(s * norm - floor, np.float32(0.0)) * inv)
+            wt = exp_neg(max(s * norm - floor, np.float32(0.0)) * inv)
             bx = x // block
             sy, sx = y + vec[by, bx, 0], x + vec[by, bx, 1]
             for c in range(3):
                 acc[c, y, x] += wt * np.float32(fk[sy, sx, c])
             wsum[y, x] += wt
+            wsq[y, x] += wt * wt
 
 
 @serialised
 @nb.njit(nogil=True, cache=True, parallel=True, fastmath=True)
-def start(frame: np.ndarray, acc: np.ndarray, wsum: np.ndarray) -> None:
-    """The frame itself, weight 1, into ``acc`` and ``wsum``."""
+def start(frame: np.ndarray, acc: np.ndarray, wsum: np.ndarray, wsq: np.ndarray) -> None:
+    """The frame itself, weight 1, into ``acc``, ``wsum`` and ``wsq``."""
     h, w, _ = frame.shape
     for y in nb.prange(h):
         for x in range(w):
             for c in range(3):
                 acc[c, y, x] = frame[y, x, c]
             wsum[y, x] = 1.0
+            wsq[y, x] = 1.0
 
 
 @serialised
 @nb.njit(nogil=True, cache=True, parallel=True, fastmath=True)
-def finish(acc: np.ndarray, wsum: np.ndarray, out: np.ndarray) -> None:
-    """``acc / wsum`` rounded into uint8 (H, W, 3) ``out``."""
+def mean_and_range(acc: np.ndarray, wsum: np.ndarray, wsq: np.ndarray, var: float, range_k: float,
+                   coef: np.ndarray) -> None:
+    """``acc /= wsum`` in place, and into ``coef`` the spatial pass's range for the noise the average left:
+    ``var * wsq / wsum^2`` of it (all of it where no neighbour matched), times ``range_k^2``."""
     _, h, w = acc.shape
     for y in nb.prange(h):
         for x in range(w):
             inv = np.float32(1.0) / wsum[y, x]
             for c in range(3):
-                out[y, x, c] = min(max(acc[c, y, x] * inv + np.float32(0.5), np.float32(0.0)), np.float32(255.0))
+                acc[c, y, x] *= inv
+            coef[y, x] = range_coef(range_k * range_k * var * wsq[y, x] * inv * inv)
 
 
 @dataclass
@@ -255,10 +252,11 @@ class TemporalDenoiser:
     """
 
     def __init__(self, radius: int = 3, strength: float = 1.0, sigma: float | None = None,
-                 luma: tuple[float, float, float] = BT601) -> None:
-        if radius < 1 or strength <= 0 or (sigma is not None and sigma < 0):
-            raise ValueError("radius must be >= 1, strength > 0 and sigma >= 0")
+                 luma: tuple[float, float, float] = BT601, range_k: float = RANGE_K) -> None:
+        if radius < 1 or strength <= 0 or (sigma is not None and sigma < 0) or range_k < 0:
+            raise ValueError("radius must be >= 1, strength > 0, sigma >= 0 and range_k >= 0")
         self.radius, self.strength, self.sigma, self.luma = radius, strength, sigma, luma
+        self.range_k = range_k
         self._kw = np.array(luma, np.float32)
         self._shape: tuple[int, int] | None = None
         self.last_sigma = 0.0   # the noise level the last frame was denoised with (levels)
@@ -305,6 +303,8 @@ class TemporalDenoiser:
         self._res = np.empty((2 * self.radius, nby, nbx), np.float32)
         self._acc = np.empty((3, h, w), np.float32)
         self._wsum = np.empty((h, w), np.float32)
+        self._wsq = np.empty((h, w), np.float32)
+        self._rows = np.empty((max(1, min(h, 4 * nb.get_num_threads())), 3, w), np.float32)
         self._dist = np.empty((h, w), np.float32)
         self._rowsum = np.empty((h, w), np.float32)
 
@@ -337,9 +337,10 @@ class TemporalDenoiser:
             var = self.sigma**2
         var = max(var * self.strength**2, MIN_VAR)
         self.last_sigma = math.sqrt(var)
-        start(cur.frame, self._acc, self._wsum)
+        start(cur.frame, self._acc, self._wsum, self._wsq)
         for i, k in enumerate(others):
             accumulate(cur.frame, self._held[k - self._first].frame, self._vec[i], BLOCK, var, SPREAD,
-                       self._dist, self._rowsum, self._acc, self._wsum)
-        finish(self._acc, self._wsum, out)
+                       self._dist, self._rowsum, self._acc, self._wsum, self._wsq)
+        mean_and_range(self._acc, self._wsum, self._wsq, var, self.range_k, self._dist)
+        spatial_step(self._acc, self._dist, out, self._rows)
         return out
