@@ -123,3 +123,16 @@ def test_noise_on_a_pan_is_averaged_along_the_motion(step):
     out = TemporalDenoiser()(noisy, np.zeros(len(clip), int))
     # measured +5.7 dB on the (-3, 5) pan; with the coarse search off (vectors within +-3 px) -2.6 dB
     assert psnr(out, clip).mean() - psnr(noisy, clip).mean() >= 4.0
+
+
+def test_a_frame_that_matches_nothing_is_not_blended(clean):
+    """Something fills the lens for one frame (a car passing close): that frame's matches are garbage and its
+    own noise estimate huge; the shot's estimate holds, nothing of the neighbours comes in (measured -9 dB on
+    such a frame when each frame's noise came from its own matches)."""
+    pan = _photo_pan(False, frames=12)
+    truth = pan.copy()
+    truth[6] = clean[0, 100:244, 200:456]   # another picture
+    noisy = grain(truth, 6, seed=2)
+    out = TemporalDenoiser()(noisy, np.zeros(len(truth), int))
+    assert psnr(out[6:7], truth[6:7]).item() >= psnr(noisy[6:7], truth[6:7]).item()
+    assert (psnr(out, truth) - psnr(noisy, truth)).min() >= 0

@@ -6,8 +6,9 @@ A neighbour's pixel counts as much as its 5x5 patch matches the frame's against 
 of two frames that differ only by noise is twice the noise variance, and the weight falls as the distance
 rises above that, so moving edges, occlusions and failed matches keep the frame's own pixels (no ghosts).
 
-The noise is measured where it lives, in time: the median over the blocks of the matched difference between
-a frame and its nearest neighbours. Grain that survived a codec as blotches shows there as it is; texture
+The noise is measured where it lives, in time: half the median over the blocks of the matched squared
+difference of each frame and the one before, then the median of that over the frames about it in its shot (a
+frame that matches nothing, a fast object passing the lens, does not raise it). Grain that survived a codec as blotches shows there as it is; texture
 that moves with the picture (grain of a scanned slide, fine detail) matches and is not taken for noise, which
 the spatial estimates of single-frame denoisers do. Where few neighbours matched (fast or new content, the
 ends of a shot), a 3x3 bilateral pass (:mod:`vflow.kernels.bilateral`) takes what noise the average left,
@@ -36,6 +37,7 @@ MOTION_COST = 0.02  # mean-abs-difference levels per full-res px of vector: ties
 PATCH = 5         # side of the patch whose distance weighs a neighbour's pixel
 SPREAD = 1.0      # how fast a neighbour's weight falls past the noise distance, in units of it
 NOISE_QUANTILE = 0.5  # of the blocks' matched differences: the share of blocks that may match badly
+NOISE_WINDOW = 24     # past frames whose pairs' noise a frame's estimate takes the median of (and radius ahead)
 RANGE_K = 1.5     # the spatial pass's range, in sigmas of the noise the temporal average left
 MIN_VAR = 0.25    # noise variance floor (half a level): identical frames give weight only to exact matches
 
@@ -278,6 +280,10 @@ class TemporalDenoiser:
             h, w = frame.shape[:2]
             pyr = pyramid(h, w)
             luma_pyramid(frame, self._kw, pyr)
+            if self._held:   # the noise of this frame and the last, matched
+                last = self._held[-1]
+                match_blocks(pyr, last.pyramid, frame, last.frame, BLOCK, SEARCH, self._vec[0], self._res[0])
+                self._pairs.append(float(np.quantile(self._res[0], NOISE_QUANTILE)) / 2)
             self._held.append(_Held(frame, pyr))
             out += self._emit(final=False)
         return out
@@ -291,6 +297,8 @@ class TemporalDenoiser:
     def _reset(self) -> None:
         self._held: deque[_Held] = deque()   # the shot's frames from _first on
         self._first = 0                      # shot index of _held[0]
+        self._pairs: deque[float] = deque()  # noise variance of frames (i - 1, i) of the shot, i = _pair0 ...
+        self._pair0 = 1
         self._next = 0                       # shot index of the next frame to leave
         self._scene: int | None = None
 
@@ -331,8 +339,11 @@ class TemporalDenoiser:
             other = self._held[k - self._first]
             match_blocks(cur.pyramid, other.pyramid, cur.frame, other.frame, BLOCK, SEARCH, self._vec[i],
                          self._res[i])
-        if self.sigma is None:  # matched differences of the nearest neighbours: 2 var where only noise differs
-            var = min(float(np.quantile(self._res[i], NOISE_QUANTILE)) / 2 for i, k in enumerate(others) if abs(k - t) == 1)
+        if self.sigma is None:  # the shot's noise about frame t: one frame that matches nothing does not raise it
+            while self._pair0 < t - NOISE_WINDOW:
+                self._pairs.popleft()
+                self._pair0 += 1
+            var = float(np.median(list(self._pairs)[: t + self.radius + 1 - self._pair0]))
         else:
             var = self.sigma**2
         var = max(var * self.strength**2, MIN_VAR)

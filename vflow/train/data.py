@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import av
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.data import IterableDataset, get_worker_info
@@ -56,6 +57,8 @@ class DataConfig:
     degrade_only: Sequence[str] | None = None   # limit the chain (operators or families), e.g. for tests
     p_clean: float = 0.0                     # share of clips left as they are: the net learns to do no harm
     p_single: float = 0.0                    # share degraded by one family alone (drawn evenly), not the mix
+    pre: str = ""                            # "denoise": the net sees clips after temporal_smooth's denoise, as
+                                             # restore_full feeds it (and 8-bit, as a file holds them)
 
 
 @dataclass
@@ -182,7 +185,18 @@ def make_batch(src: Sources, cfg: DataConfig, seed: int, index: int, size: int |
     drawn = rng.choice(range(lo, hi + 1, 16)) if lo < hi else lo
     size = size or drawn
     clean = clean_batch(src, cfg, rng, g, size, clips or cfg.batch)
-    return degrade_mixed(clean, cfg, rng, g), clean[:, cfg.frames // 2].contiguous()
+    degraded = degrade_mixed(clean, cfg, rng, g)
+    return (presmooth(degraded) if cfg.pre else degraded), clean[:, cfg.frames // 2].contiguous()
+
+
+def presmooth(clips: torch.Tensor) -> torch.Tensor:
+    """Clips (B, T, 3, H, W) float as restore_full's model gets them: 8-bit, through the temporal denoise
+    (each clip one shot)."""
+    from ..kernels.temporal import TemporalDenoiser
+
+    u8 = clips.clamp(0, 1).mul(255).round().to(torch.uint8).movedim(2, -1).numpy()
+    out = np.stack([TemporalDenoiser()(np.ascontiguousarray(c), np.zeros(len(c), np.int64)) for c in u8])
+    return torch.from_numpy(out).movedim(-1, 2).float().div(255)
 
 
 def regime(cfg: DataConfig, rng: random.Random) -> str:
