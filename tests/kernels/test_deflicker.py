@@ -128,3 +128,18 @@ def test_a_strobe_is_content(shot: np.ndarray) -> None:
     strobe = np.clip(np.rint(shot * light[:, None, None, None]), 0, 255).astype(np.uint8)
     out = Deflicker()(strobe, np.zeros(len(shot), np.int64))
     assert clip_psnr(out, strobe) > 45
+
+
+def test_a_frame_of_another_picture_is_content(shot: np.ndarray) -> None:
+    """Something fills the lens for a frame (a car passing close): its blocks change, but not as a gain does
+    (their pattern goes), so under flicker that frame keeps its level while the others lose the flicker."""
+    truth = shot[:24].copy()
+    h, w = truth.shape[1:3]
+    body = np.linspace(0.9, 1.5, w)[None, :, None] * truth[8].mean()   # a smooth bright side, over most of it
+    truth[8] = np.clip(np.rint(0.25 * truth[8] + 0.75 * body), 0, 255).astype(np.uint8)
+    gains = 1 + np.random.default_rng(4).uniform(-0.04, 0.04, len(truth))
+    gains[8] = 1.0
+    flick = np.clip(np.rint(truth * gains[:, None, None, None]), 0, 255).astype(np.uint8)
+    out = Deflicker()(flick, np.zeros(len(truth), np.int64))
+    assert abs(luma_means(out[8:9])[0] / luma_means(truth[8:9])[0] - 1) < 0.02
+    assert clip_psnr(out, truth) > clip_psnr(flick, truth) + 3

@@ -34,6 +34,9 @@ MAX_STEP = 0.35        # and so is any jump this large (+42 %), whatever the noi
                        # a strobe or lightning alternating every few frames would raise the noise level itself
 MIN_PLANE = 12         # blocks a plane is fitted to, at least; fewer give the level alone
 PLANE_GAIN = 0.7       # and the plane must leave the blocks' spread below this share of the level's
+SAME = (0.5, 0.9)      # correlation of two frames' block pattern under which a change is content / over
+                       # which it may all be a gain
+FLAT = 0.05            # log-level spread of the blocks under which a frame has no pattern to compare
 MIN_SHOT = 5           # shorter shots are left alone: too few frames to tell flicker from content
 
 
@@ -153,8 +156,19 @@ def common_change(prev: np.ndarray, cur: np.ndarray) -> np.ndarray:
                 basis, coef, spread = plane, pcoef, pspread
         fit = basis @ coef
         size = float(np.sqrt(np.mean(fit**2)))
-        out[c, : len(coef)] = coef * float(np.clip(1 - spread / max(size, 1e-9), 0.0, 1.0))
+        out[c, : len(coef)] = coef * float(np.clip(1 - spread / max(size, 1e-9), 0.0, 1.0)) * same_picture(
+            np.log(prev[ok, c]), np.log(cur[ok, c]))
     return out
+
+
+def same_picture(a: np.ndarray, b: np.ndarray) -> float:
+    """How surely two frames' log block means ``a``, ``b`` show the same picture (1) and not another (0): a
+    gain moves every block alike and keeps their pattern; something filling the lens for a frame (a car
+    passing close) does not. Frames too even to have a pattern count as the same."""
+    if len(a) < MIN_PLANE or min(a.std(), b.std()) < FLAT:
+        return 1.0
+    r = float(np.corrcoef(a, b)[0, 1])
+    return float(np.clip((r - SAME[0]) / (SAME[1] - SAME[0]), 0.0, 1.0))
 
 
 def _lad(basis: np.ndarray, d: np.ndarray, iters: int = 20) -> np.ndarray:
