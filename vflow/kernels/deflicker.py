@@ -59,6 +59,21 @@ def block_means(frame: np.ndarray, rows: int, cols: int) -> np.ndarray:
 
 
 @serialised
+@nb.njit(nogil=True, cache=True, parallel=True)
+def apply_gains(frame: np.ndarray, gains: np.ndarray, out: np.ndarray) -> None:
+    """``out = clip(round(frame * gains[c]))`` through a per-channel lookup table (an even gain)."""
+    lut = np.empty((3, 256), np.uint8)
+    for c in range(3):
+        for v in range(256):
+            lut[c, v] = min(max(int(v * gains[c] + 0.5), 0), 255)
+    h, w, _ = frame.shape
+    for y in nb.prange(h):
+        for x in range(w):
+            for c in range(3):
+                out[y, x, c] = lut[c, frame[y, x, c]]
+
+
+@serialised
 @nb.njit(nogil=True, cache=True, parallel=True, fastmath=True)
 def apply_field(frame: np.ndarray, coef: np.ndarray, max_gain: float, out: np.ndarray) -> None:
     """``out = clip(round(frame * g))``, per channel ``c`` the gain ``g = exp(a + gx x + gy y)`` with
@@ -171,7 +186,7 @@ def same_picture(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.clip((r - SAME[0]) / (SAME[1] - SAME[0]), 0.0, 1.0))
 
 
-def _lad(basis: np.ndarray, d: np.ndarray, iters: int = 20) -> np.ndarray:
+def _lad(basis: np.ndarray, d: np.ndarray, iters: int = 10) -> np.ndarray:
     """Least absolute deviations ``argmin |basis @ coef - d|_1`` by IRLS, from the median level."""
     coef = np.zeros(basis.shape[1])
     coef[0] = np.median(d)
@@ -242,10 +257,14 @@ class Deflicker:
             coef = np.zeros((3, 3))
             for c in range(3):
                 for j in range(3):
-                    z = trend(y[:, c, j], self.strength * noise_level(y[:, c, j]))
-                    coef[c, j] = z[t_in] - y[t_in, c, j]
+                    if y[:, c, j].any():   # the gradients stay 0 where no plane was fitted
+                        z = trend(y[:, c, j], self.strength * noise_level(y[:, c, j]))
+                        coef[c, j] = z[t_in] - y[t_in, c, j]
             done = np.empty_like(frame)
-            apply_field(frame, coef, self.max_gain, done)
+            if coef[:, 1:].any():
+                apply_field(frame, coef, self.max_gain, done)
+            else:
+                apply_gains(frame, np.clip(np.exp(coef[:, 0]), 1 / self.max_gain, self.max_gain), done)
             out.append(done)
             self._next += 1
             drop = max(0, self._next - self.radius - self._first)

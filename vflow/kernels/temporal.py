@@ -73,32 +73,35 @@ def pyramid(h: int, w: int) -> tuple[np.ndarray, ...]:
 
 
 @nb.njit(nogil=True, cache=True, fastmath=True, inline="always")
-def _sad(a: np.ndarray, b: np.ndarray, y0: int, y1: int, x0: int, x1: int, dy: int, dx: int) -> float:
-    """Mean absolute difference of ``a[y0:y1, x0:x1]`` and ``b`` displaced by ``(dy, dx)``."""
+def _sad(a: np.ndarray, b: np.ndarray, y0: int, y1: int, x0: int, x1: int, dy: int, dx: int,
+         step: int) -> float:
+    """Mean absolute difference of ``a[y0:y1:step, x0:x1]`` and ``b`` displaced by ``(dy, dx)``."""
     acc = np.float32(0.0)
-    for y in range(y0, y1):
+    n = 0
+    for y in range(y0, y1, step):
         ra, rb = a[y], b[y + dy]
         for x in range(x0, x1):
             acc += abs(ra[x] - rb[x + dx])
-    return acc / ((y1 - y0) * (x1 - x0))
+        n += 1
+    return acc / (n * (x1 - x0))
 
 
 @nb.njit(nogil=True, cache=True, fastmath=True, inline="always")
 def _best(a: np.ndarray, b: np.ndarray, y0: int, y1: int, x0: int, x1: int, cy: int, cx: int, r: int,
-          cost: float) -> tuple[int, int]:
+          cost: float, step: int = 1) -> tuple[int, int, float]:
     """The displacement within ``r`` of ``(cy, cx)`` (kept inside ``b``) that matches ``a[y0:y1, x0:x1]``
-    best, each step of length costing ``cost``; the centre wins ties."""
+    (every ``step``-th row) best, each px of length costing ``cost``, and its cost; the centre wins ties."""
     h, w = b.shape
     lo_y, hi_y = max(cy - r, -y0), min(cy + r, h - y1)
     lo_x, hi_x = max(cx - r, -x0), min(cx + r, w - x1)
     by, bx = min(max(cy, -y0), h - y1), min(max(cx, -x0), w - x1)
-    best = _sad(a, b, y0, y1, x0, x1, by, bx) + cost * (abs(by) + abs(bx))
+    best = _sad(a, b, y0, y1, x0, x1, by, bx, step) + cost * (abs(by) + abs(bx))
     for dy in range(lo_y, hi_y + 1):
         for dx in range(lo_x, hi_x + 1):
-            c = _sad(a, b, y0, y1, x0, x1, dy, dx) + cost * (abs(dy) + abs(dx))
+            c = _sad(a, b, y0, y1, x0, x1, dy, dx, step) + cost * (abs(dy) + abs(dx))
             if c < best:
                 best, by, bx = c, dy, dx
-    return by, bx
+    return by, bx, best
 
 
 @nb.njit(nogil=True, cache=True, inline="always")
@@ -138,25 +141,25 @@ def match_blocks(tp: tuple[np.ndarray, ...], kp: tuple[np.ndarray, ...], ft: np.
                 ax0, ax1 = _span(x0, x1, shift, a.shape[1], margin)
                 cost = MOTION_COST * (1 << shift)
                 if searched:
-                    vy, vx = _best(a, b, ay0, ay1, ax0, ax1, 2 * vy, 2 * vx, 1, cost)
+                    vy, vx, _ = _best(a, b, ay0, ay1, ax0, ax1, 2 * vy, 2 * vx, 1, cost)
                 else:
-                    vy, vx = _best(a, b, ay0, ay1, ax0, ax1, 0, 0, search, cost)
+                    vy, vx, _ = _best(a, b, ay0, ay1, ax0, ax1, 0, 0, search, cost)
                     searched = True
             if searched:
-                vy, vx = _best(t0, k0, y0, y1, x0, x1, 2 * vy, 2 * vx, 1, MOTION_COST)
-                if _sad(t0, k0, y0, y1, x0, x1, 0, 0) <= (_sad(t0, k0, y0, y1, x0, x1, vy, vx)
-                                                         + MOTION_COST * (abs(vy) + abs(vx))):
+                # full resolution on every other row: half the cost, the same vectors but for a few ties
+                vy, vx, c = _best(t0, k0, y0, y1, x0, x1, 2 * vy, 2 * vx, 1, MOTION_COST, 2)
+                if _sad(t0, k0, y0, y1, x0, x1, 0, 0, 2) <= c:
                     vy = vx = 0
             else:
-                vy, vx = _best(t0, k0, y0, y1, x0, x1, 0, 0, search, MOTION_COST)
+                vy, vx, _ = _best(t0, k0, y0, y1, x0, x1, 0, 0, search, MOTION_COST)
             vec[by, bx, 0], vec[by, bx, 1] = vy, vx
             acc = 0.0
-            for y in range(y0, y1):
+            for y in range(y0, y1, 2):   # every other row, as above
                 for x in range(x0, x1):
                     for c in range(3):
                         d = np.float32(ft[y, x, c]) - np.float32(fk[y + vy, x + vx, c])
                         acc += d * d
-            res[by, bx] = acc / (3 * (y1 - y0) * (x1 - x0))
+            res[by, bx] = acc / (3 * ((y1 - y0 + 1) // 2) * (x1 - x0))
 
 
 @serialised
@@ -243,6 +246,7 @@ class _Held:
 
     frame: np.ndarray
     pyramid: tuple[np.ndarray, ...]
+    back: np.ndarray | None = None   # its block vectors into the frame before (matched once, when it came)
 
 
 class TemporalDenoiser:
@@ -280,11 +284,13 @@ class TemporalDenoiser:
             h, w = frame.shape[:2]
             pyr = pyramid(h, w)
             luma_pyramid(frame, self._kw, pyr)
+            held = _Held(frame, pyr)
             if self._held:   # the noise of this frame and the last, matched
                 last = self._held[-1]
-                match_blocks(pyr, last.pyramid, frame, last.frame, BLOCK, SEARCH, self._vec[0], self._res[0])
+                held.back = np.empty_like(self._vec[0])
+                match_blocks(pyr, last.pyramid, frame, last.frame, BLOCK, SEARCH, held.back, self._res[0])
                 self._pairs.append(float(np.quantile(self._res[0], NOISE_QUANTILE)) / 2)
-            self._held.append(_Held(frame, pyr))
+            self._held.append(held)
             out += self._emit(final=False)
         return out
 
@@ -337,8 +343,11 @@ class TemporalDenoiser:
             return out
         for i, k in enumerate(others):
             other = self._held[k - self._first]
-            match_blocks(cur.pyramid, other.pyramid, cur.frame, other.frame, BLOCK, SEARCH, self._vec[i],
-                         self._res[i])
+            if k == t - 1 and cur.back is not None:
+                self._vec[i] = cur.back
+            else:
+                match_blocks(cur.pyramid, other.pyramid, cur.frame, other.frame, BLOCK, SEARCH, self._vec[i],
+                             self._res[i])
         if self.sigma is None:  # the shot's noise about frame t: one frame that matches nothing does not raise it
             while self._pair0 < t - NOISE_WINDOW:
                 self._pairs.popleft()
