@@ -14,6 +14,7 @@ import av
 import av.filter
 
 DETECT_FRAMES = 32  # frames idet looks at when deciding
+UNTAGGED = 0.75     # share of them idet must call interlaced when the stream is not tagged so
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,10 @@ def detect(stream: Any, frames: list[av.VideoFrame]) -> Detection:
     _, _, _, out = _run(stream, [("idet", "")], frames)
     counts = _idet_counts(out[-1] if out else None, ("tff", "bff", "progressive", "undetermined"))
     fields = counts["tff"] + counts["bff"]
-    if fields > counts["progressive"] and fields >= 2:
+    seen = fields + counts["progressive"] + counts["undetermined"]
+    # an untagged stream needs overwhelming combing: fine horizontal detail (a fence, a grainy slide) combs too
+    clear = fields > counts["progressive"] if tagged else (fields >= UNTAGGED * seen and fields > 3 * counts["progressive"])
+    if clear and fields >= 2:
         return Detection(True, "tff" if counts["tff"] >= counts["bff"] else "bff", tagged, counts)
     if counts["progressive"] >= 2 and counts["progressive"] > 2 * fields:
         return Detection(False, "progressive", tagged, counts)
