@@ -136,3 +136,15 @@ def test_a_frame_that_matches_nothing_is_not_blended(clean):
     out = TemporalDenoiser()(noisy, np.zeros(len(truth), int))
     assert psnr(out[6:7], truth[6:7]).item() >= psnr(noisy[6:7], truth[6:7]).item()
     assert (psnr(out, truth) - psnr(noisy, truth)).min() >= 0
+
+
+def test_a_new_frame_size_starts_afresh(small):
+    """A stream whose frames change size within one scene id (joined segments of two sizes)."""
+    big, little = small[:5], np.ascontiguousarray(small[5:10, :32, :48])
+    den, out = TemporalDenoiser(), []
+    out += den.push(big, np.zeros(5, int))
+    out += den.push(little, np.zeros(5, int))
+    out += den.flush()
+    assert [f.shape for f in out] == [f.shape for f in big] + [f.shape for f in little]
+    np.testing.assert_array_equal(np.stack(out[:5]), TemporalDenoiser()(big, np.zeros(5, int)))
+    np.testing.assert_array_equal(np.stack(out[5:]), TemporalDenoiser()(little, np.zeros(5, int)))

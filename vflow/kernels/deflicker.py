@@ -24,7 +24,7 @@ import numba as nb
 import numpy as np
 
 from . import serialised
-from .frames import check_frames
+from .frames import ShotWindow
 
 GRID = (6, 8)          # block rows, columns
 DARK = 8.0             # blocks darker than this (levels) tell nothing about a gain
@@ -197,9 +197,8 @@ def _lad(basis: np.ndarray, d: np.ndarray, iters: int = 10) -> np.ndarray:
     return coef
 
 
-class Deflicker:
-    """Push ``(N, H, W, 3)`` uint8 frames with their scene ids; get back the frames that are ready, in order
-    (``flush`` returns the rest at the end). Calling it on a whole clip does both."""
+class Deflicker(ShotWindow):
+    """The deflicker over a stream: frames leave ``radius`` frames late, or at the end of their shot."""
 
     def __init__(self, radius: int = 24, strength: float = 5.0, max_gain: float = 1.5) -> None:
         if radius < 1 or strength < 0 or max_gain < 1:
@@ -207,31 +206,12 @@ class Deflicker:
         self.radius, self.strength, self.max_gain = radius, strength, max_gain
         self._reset()
 
-    def __call__(self, frames: np.ndarray, scene_ids: np.ndarray) -> np.ndarray:
-        out = self.push(frames, scene_ids) + self.flush()
-        return np.stack(out) if out else np.empty_like(frames)
-
-    def push(self, frames: np.ndarray, scene_ids: np.ndarray) -> list[np.ndarray]:
-        check_frames(frames, scene_ids)
-        out: list[np.ndarray] = []
-        for frame, scene in zip(frames, scene_ids.tolist()):
-            if scene != self._scene:
-                out += self.flush()
-                self._scene = scene
-            frame = np.ascontiguousarray(frame)
-            blocks = block_means(frame, *GRID).reshape(-1, 3)
-            level = self._levels[-1] + common_change(self._blocks, blocks) if self._levels else np.zeros((3, 3))
-            self._frames.append(frame)
-            self._levels.append(level)
-            self._blocks = blocks
-            out += self._emit(final=False)
-        return out
-
-    def flush(self) -> list[np.ndarray]:
-        """The waiting frames of the current shot, which has ended."""
-        out = self._emit(final=True)
-        self._reset()
-        return out
+    def _add(self, frame: np.ndarray) -> None:
+        blocks = block_means(frame, *GRID).reshape(-1, 3)
+        level = self._levels[-1] + common_change(self._blocks, blocks) if self._levels else np.zeros((3, 3))
+        self._frames.append(frame)
+        self._levels.append(level)
+        self._blocks = blocks
 
     def _reset(self) -> None:
         self._frames: deque[np.ndarray] = deque()   # waiting frames, the last ones of the current shot

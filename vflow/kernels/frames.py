@@ -40,3 +40,46 @@ class SceneKernel:
 
     def _step(self, frame: np.ndarray, scene: int, out: np.ndarray) -> None:
         raise NotImplementedError
+
+
+class ShotWindow:
+    """A streaming kernel that holds frames of the current shot: push ``(N, H, W, 3)`` uint8 frames with their
+    scene ids and get back the frames that are ready, in order; ``flush`` returns the rest when the shot (or
+    the stream) ends. Calling it on a whole clip does both. Subclasses add a frame (:meth:`_add`), say which
+    frames are ready (:meth:`_emit`) and clear their state (:meth:`_reset`, which sets ``_scene`` to None)."""
+
+    _scene: int | None
+
+    def __call__(self, frames: np.ndarray, scene_ids: np.ndarray) -> np.ndarray:
+        out = self.push(frames, scene_ids) + self.flush()
+        return np.stack(out) if out else np.empty_like(frames)
+
+    def push(self, frames: np.ndarray, scene_ids: np.ndarray) -> list[np.ndarray]:
+        check_frames(frames, scene_ids)
+        out: list[np.ndarray] = []
+        for frame, scene in zip(frames, np.asarray(scene_ids).tolist()):
+            if scene != self._scene or self._new_shot(frame):
+                out += self.flush()
+                self._scene = scene
+            self._add(np.ascontiguousarray(frame))
+            out += self._emit(final=False)
+        return out
+
+    def flush(self) -> list[np.ndarray]:
+        """The waiting frames of the current shot, which has ended."""
+        out = self._emit(final=True)
+        self._reset()
+        return out
+
+    def _new_shot(self, frame: np.ndarray) -> bool:
+        """Whether this frame must start afresh though its scene id is the same (e.g. a new frame size)."""
+        return False
+
+    def _add(self, frame: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def _emit(self, final: bool) -> list[np.ndarray]:
+        raise NotImplementedError
+
+    def _reset(self) -> None:
+        raise NotImplementedError

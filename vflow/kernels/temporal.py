@@ -28,7 +28,7 @@ import numpy as np
 from . import serialised
 from .bilateral import exp_neg, range_coef, spatial_step
 from ..pipeline.frames import BT601
-from .frames import check_frames
+from .frames import ShotWindow
 
 BLOCK = 16        # motion block, full-resolution px
 SEARCH = 4        # search range at 1/16 resolution (+-64 px at full), refined +-1 at each finer level
@@ -249,9 +249,8 @@ class _Held:
     back: np.ndarray | None = None   # its block vectors into the frame before (matched once, when it came)
 
 
-class TemporalDenoiser:
-    """Push ``(N, H, W, 3)`` uint8 frames with their scene ids; get back the frames that are ready, in order
-    (``flush`` returns the rest at the end). Calling it on a whole clip does both.
+class TemporalDenoiser(ShotWindow):
+    """The denoise over a stream: frames leave ``radius`` frames late, or at the end of their shot.
 
     ``strength`` scales the noise level measured in time (or the fixed ``sigma``, in levels): higher removes
     more and lets worse-matched neighbours in. ``luma`` are the stream's luma weights (for the matching).
@@ -268,37 +267,20 @@ class TemporalDenoiser:
         self.last_sigma = 0.0   # the noise level the last frame was denoised with (levels)
         self._reset()
 
-    def __call__(self, frames: np.ndarray, scene_ids: np.ndarray) -> np.ndarray:
-        out = self.push(frames, scene_ids) + self.flush()
-        return np.stack(out) if out else np.empty_like(frames)
+    def _new_shot(self, frame: np.ndarray) -> bool:
+        return bool(self._held) and frame.shape != self._held[-1].frame.shape
 
-    def push(self, frames: np.ndarray, scene_ids: np.ndarray) -> list[np.ndarray]:
-        check_frames(frames, scene_ids)
-        out: list[np.ndarray] = []
-        for frame, scene in zip(frames, np.asarray(scene_ids).tolist()):
-            if scene != self._scene or frame.shape[:2] != self._shape:
-                out += self.flush()
-                self._scene = scene
-                self._buffers(*frame.shape[:2])
-            frame = np.ascontiguousarray(frame)
-            h, w = frame.shape[:2]
-            pyr = pyramid(h, w)
-            luma_pyramid(frame, self._kw, pyr)
-            held = _Held(frame, pyr)
-            if self._held:   # the noise of this frame and the last, matched
-                last = self._held[-1]
-                held.back = np.empty_like(self._vec[0])
-                match_blocks(pyr, last.pyramid, frame, last.frame, BLOCK, SEARCH, held.back, self._res[0])
-                self._pairs.append(float(np.quantile(self._res[0], NOISE_QUANTILE)) / 2)
-            self._held.append(held)
-            out += self._emit(final=False)
-        return out
-
-    def flush(self) -> list[np.ndarray]:
-        """The waiting frames of the current shot, which has ended."""
-        out = self._emit(final=True)
-        self._reset()
-        return out
+    def _add(self, frame: np.ndarray) -> None:
+        self._buffers(*frame.shape[:2])
+        pyr = pyramid(*frame.shape[:2])
+        luma_pyramid(frame, self._kw, pyr)
+        held = _Held(frame, pyr)
+        if self._held:   # the noise of this frame and the last, matched
+            last = self._held[-1]
+            held.back = np.empty_like(self._vec[0])
+            match_blocks(pyr, last.pyramid, frame, last.frame, BLOCK, SEARCH, held.back, self._res[0])
+            self._pairs.append(float(np.quantile(self._res[0], NOISE_QUANTILE)) / 2)
+        self._held.append(held)
 
     def _reset(self) -> None:
         self._held: deque[_Held] = deque()   # the shot's frames from _first on
