@@ -1,6 +1,6 @@
 """Scene cuts on vflow.evalclips' generated cut set: vflow's SceneDetector against PySceneDetect.
 
-    python bench/bench_scene_cuts.py [--part check] [--count 30] [--size 270x480]
+    python bench/bench_scene_cuts.py [--part check] [--kind cuts|action] [--count 30] [--size 270x480]
 
 Needs ``scenedetect`` (0.7.2, ``pip install --no-deps scenedetect opencv-python-headless click platformdirs
 tqdm``). Each ``cuts`` clip is 3-7 shots from different clips and photos (some fast pans), with flashes,
@@ -41,6 +41,8 @@ def pyscenedetect_cuts(frames: np.ndarray, detector: ContentDetector | AdaptiveD
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--part", default="check", choices=("tune", "check"))
+    ap.add_argument("--kind", default="cuts", choices=("cuts", "action"),
+                    help="cuts: transitions and flashes as distractors; action: whip pans and things passing the lens")
     ap.add_argument("--count", type=int, default=30)
     ap.add_argument("--size", default="270x480", help="HxW of the clips")
     a = ap.parse_args()
@@ -48,7 +50,7 @@ def main() -> None:
     methods = {"vflow scene_split": lambda f, fps: vflow_cuts(f),
                "PySceneDetect ContentDetector": lambda f, fps: pyscenedetect_cuts(f, ContentDetector(), fps),
                "PySceneDetect AdaptiveDetector": lambda f, fps: pyscenedetect_cuts(f, AdaptiveDetector(), fps)}
-    made = clips("cuts", a.part, a.count, ROOT, size=(h, w))
+    made = clips(a.kind, a.part, a.count, ROOT, size=(h, w))
     n_cuts, n_frames = sum(len(c.cuts) for c in made), sum(len(c.frames) for c in made)
     print(f"part {a.part}: {len(made)} clips, {n_frames} frames at {w}x{h}, {n_cuts} hard cuts, "
           f"{sum(len(c.gradual) for c in made)} dissolves and fades\n")

@@ -38,7 +38,7 @@ def test_every_kind_makes_a_repeatable_clip(data_dir: Path, kind: str, part: str
     assert clip.frames.shape == clip.truth.shape == (t, 144, 256, 3) and clip.frames.dtype == np.uint8
     assert all(0 < c < t for c in clip.cuts) and list(clip.cuts) == sorted(set(clip.cuts))
     assert all(0 <= a <= b < t for a, b in clip.gradual)
-    if kind in ("cuts", "light", "exposure"):         # the truth is the clip itself
+    if kind in ("cuts", "action", "light", "exposure"):   # the truth is the clip itself
         assert np.array_equal(clip.frames, clip.truth)
     else:
         assert not np.array_equal(clip.frames, clip.truth)
@@ -66,3 +66,16 @@ def test_run_stage_keeps_every_frame(data_dir: Path) -> None:
     clip = make("cuts", "check", 3, data_dir)
     out = run_stage(Color(levels=False), clip, batch=5)
     assert np.array_equal(out, clip.frames)
+
+
+@settings(max_examples=6, deadline=None)
+@given(index=st.integers(0, 1000))
+def test_action_clips_hold_cuts_and_passers(data_dir: Path, index: int) -> None:
+    """An ``action`` clip has a hard cut between every two shots, and inside its shots frames that change
+    as much as a cut does (something passing the lens), which are not cuts."""
+    clip = make("action", "check", index, data_dir)
+    assert len(clip.cuts) >= 2 and not clip.gradual
+    f = clip.frames.astype(np.float32)
+    diff = np.abs(f[1:] - f[:-1]).mean((1, 2, 3))
+    inside = np.delete(diff, [c - 1 for c in clip.cuts])
+    assert inside.max() > 0.5 * np.median([diff[c - 1] for c in clip.cuts])

@@ -6,6 +6,8 @@ hard cuts it holds and its gradual transitions (dissolves), all known by constru
 
 - ``cuts``: shots cut together from different clips and photos (pans and zooms, some fast), with
   distractors that are not cuts: flashes, fast motion, fades through black and dissolves;
+- ``action``: hard cuts between shots full of fast action: whip pans, and things passing close to the lens
+  (another picture, soft-edged and motion-blurred, sweeping across most of the frame in 3-6 frames);
 - ``light``: one shot with a real brightness change (a fade to or from black, a light switched on or off):
   the truth is the clip itself, which a deflicker must leave alone;
 - ``flicker``: a shot, sometimes with a real brightness change too, under per-frame flicker; the truth is
@@ -187,6 +189,50 @@ def _cuts(src: _Files, rng: random.Random, g: torch.Generator, size: tuple[int, 
     return EvalClip(name, frames, frames, cuts=tuple(sorted(cuts)), gradual=tuple(gradual))
 
 
+def _passer(clip: torch.Tensor, cover: torch.Tensor, rng: random.Random) -> torch.Tensor:
+    """Something passing close to the lens inside a shot (a body, a car): ``cover`` (3, h, w'), soft-edged and
+    blurred along its motion, sweeps across the frame in a few frames, hiding most of it midway."""
+    n, _, h, w = clip.shape
+    k = rng.randint(3, 6)
+    t0 = rng.randrange(1, max(2, n - k - 1))
+    cw = cover.shape[-1]
+    ramp = torch.linspace(0, 1, cw)
+    alpha = (torch.minimum(ramp, 1 - ramp) * 8).clamp(0, 1).view(1, 1, cw)       # soft left and right edges
+    out = clip.clone()
+    right = rng.random() < 0.5
+    for i in range(k):
+        x = int(-cw + (w + cw) * (i + 0.5) / k)
+        x = w - cw - x if right else x
+        a, b = max(0, x), min(w, x + cw)
+        if a < b:
+            patch, m = cover[:, :, a - x : b - x], alpha[:, :, a - x : b - x]
+            out[t0 + i, :, :, a:b] = m * patch + (1 - m) * out[t0 + i, :, :, a:b]
+    return out
+
+
+def _action(src: _Files, rng: random.Random, g: torch.Generator, size: tuple[int, int], name: str) -> EvalClip:
+    """Hard cuts between shots full of fast action: whip pans, and things passing close to the lens."""
+    h, w = size
+    shots, cuts, at = [], [], 0
+    for i in range(rng.randint(3, 7)):
+        n = rng.randint(12, 40)
+        clip, inside = _shot(src, rng, g, size, n, fast=rng.random() < 0.5)
+        for _ in range(rng.randint(1, 2)):
+            other, _ = _shot(src, rng, g, size, 1)
+            width = int(w * rng.uniform(0.5, 1.1))
+            cover = F.interpolate(other[:, :, :, : max(1, min(w, width))], size=(h, width), mode="bilinear",
+                                  align_corners=False)[0]
+            cover = F.avg_pool2d(cover[None], (1, 9), 1, (0, 4), count_include_pad=False)[0]   # motion blur
+            clip = _passer(clip, cover * rng.uniform(0.3, 1.0), rng)
+        if i:
+            cuts.append(at)
+        cuts += [at + c for c in inside]
+        shots.append(clip)
+        at += n
+    frames = to_uint8(torch.cat(shots))
+    return EvalClip(name, frames, frames, cuts=tuple(sorted(cuts)))
+
+
 def _light_change(clip: torch.Tensor, rng: random.Random) -> tuple[torch.Tensor, str]:
     """A real brightness change in a shot: a fade to or from black, or a light switched on or off."""
     n = len(clip)
@@ -252,8 +298,8 @@ def _oldfilm(src: _Files, rng: random.Random, g: torch.Generator, size: tuple[in
     return EvalClip(name, to_uint8(out), to_uint8(clip), cuts=tuple(inside))
 
 
-_MAKERS = {"cuts": _cuts, "light": _light, "flicker": _flicker, "exposure": _exposure, "faded": _faded,
-           "oldfilm": _oldfilm}
+_MAKERS = {"cuts": _cuts, "action": _action, "light": _light, "flicker": _flicker, "exposure": _exposure,
+           "faded": _faded, "oldfilm": _oldfilm}
 KINDS = tuple(_MAKERS)
 
 
