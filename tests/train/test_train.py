@@ -246,3 +246,20 @@ def test_init_starts_from_given_weights(data_root: Path, tmp_path: Path) -> None
     cfg["model"].update(size="film-s", init=str(tmp_path / "none.safetensors"))
     with pytest.raises(FileNotFoundError, match="model.init"):
         train(cfg, quiet=True)
+
+
+def test_presmooth_gives_clips_as_restore_full_feeds_the_net() -> None:
+    """``data.pre: denoise``: 8-bit levels, each clip through the temporal denoise as one shot."""
+    from vflow.kernels.temporal import TemporalDenoiser
+    from vflow.train.data import presmooth
+
+    g = torch.Generator().manual_seed(3)
+    clips = (0.5 + 0.1 * torch.randn(2, 5, 3, 24, 32, generator=g)).clamp(0, 1)
+    out = presmooth(clips)
+    assert out.shape == clips.shape and out.dtype == torch.float32
+    u8 = clips.mul(255).round().to(torch.uint8).movedim(2, -1).numpy()
+    want = np.stack([TemporalDenoiser()(c, np.zeros(5, np.int64)) for c in u8])
+    np.testing.assert_array_equal(out.mul(255).round().to(torch.uint8).movedim(2, -1).numpy(), want)
+    assert (out - clips).abs().mean() > 0.01   # the noise is taken
+    with pytest.raises(ValueError, match="data.pre"):
+        DataConfig(root=Path("."), pre="median")

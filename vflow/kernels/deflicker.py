@@ -129,7 +129,8 @@ def segment(levels: np.ndarray, t: int) -> tuple[int, int]:
     which would smear a light switched on."""
     mean = levels[:, :, 0].mean(1)
     jumps = np.abs(np.diff(mean))
-    cut = np.nonzero(jumps > min(max(BREAK * noise_level(mean), MIN_BREAK), MAX_STEP))[0] + 1   # first frame after a jump
+    threshold = min(max(BREAK * noise_level(mean), MIN_BREAK), MAX_STEP)
+    cut = np.nonzero(jumps > threshold)[0] + 1   # the first frame after a jump
     a = int(cut[cut <= t].max()) if (cut <= t).any() else 0
     b = int(cut[cut > t].min()) if (cut > t).any() else len(levels)
     return a, b

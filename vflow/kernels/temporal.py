@@ -8,12 +8,13 @@ rises above that, so moving edges, occlusions and failed matches keep the frame'
 
 The noise is measured where it lives, in time: half the median over the blocks of the matched squared
 difference of each frame and the one before, then the median of that over the frames about it in its shot (a
-frame that matches nothing, a fast object passing the lens, does not raise it). Grain that survived a codec as blotches shows there as it is; texture
-that moves with the picture (grain of a scanned slide, fine detail) matches and is not taken for noise, which
-the spatial estimates of single-frame denoisers do. Where few neighbours matched (fast or new content, the
-ends of a shot), a 3x3 bilateral pass (:mod:`vflow.kernels.bilateral`) takes what noise the average left,
-with a range that follows it, so a well-averaged pixel is left as it is. Frames are ``(N, H, W, 3)`` uint8
-RGB; they leave ``radius`` frames late, or at the end of their shot.
+frame that matches nothing, a fast object passing the lens, does not raise it). Grain that survived a codec
+as blotches shows there as it is; texture that moves with the picture (grain of a scanned slide, fine
+detail) matches and is not taken for noise, which the spatial estimates of single-frame denoisers do. Where
+few neighbours matched (fast or new content, the ends of a shot), a 3x3 bilateral pass
+(:mod:`vflow.kernels.bilateral`) takes what noise the average left, with a range that follows it, so a
+well-averaged pixel is left as it is. Frames are ``(N, H, W, 3)`` uint8 RGB; they leave ``radius`` frames
+late, or at the end of their shot.
 """
 
 from __future__ import annotations
@@ -167,8 +168,9 @@ def match_blocks(tp: tuple[np.ndarray, ...], kp: tuple[np.ndarray, ...], ft: np.
 def accumulate(ft: np.ndarray, fk: np.ndarray, vec: np.ndarray, block: int, var: float, spread: float,
                dist: np.ndarray, rowsum: np.ndarray, acc: np.ndarray, wsum: np.ndarray, wsq: np.ndarray) -> None:
     """Add neighbour ``fk``, displaced by the block vectors ``vec``, into the planar (3, H, W) ``acc`` and
-    (H, W) ``wsum`` (and its square into ``wsq``), each pixel weighted by ``exp(-max(D - 2 var, 0) / (2 var spread))``, ``D`` the mean
-    squared RGB difference to ``ft`` over the ``PATCH`` x ``PATCH`` patch (clipped at the borders).
+    (H, W) ``wsum`` (and its square into ``wsq``), each pixel weighted by
+    ``exp(-max(D - 2 var, 0) / (2 var spread))``, ``D`` the mean squared RGB difference to ``ft`` over the
+    ``PATCH`` x ``PATCH`` patch (clipped at the borders).
     ``dist`` and ``rowsum`` are (H, W) float32 scratch."""
     h, w, _ = ft.shape
     r = PATCH // 2

@@ -77,7 +77,8 @@ def detect(stream: Any, frames: list[av.VideoFrame]) -> Detection:
     fields = counts["tff"] + counts["bff"]
     seen = fields + counts["progressive"] + counts["undetermined"]
     # an untagged stream needs overwhelming combing: fine horizontal detail (a fence, a grainy slide) combs too
-    clear = fields > counts["progressive"] if tagged else (fields >= UNTAGGED * seen and fields > 3 * counts["progressive"])
+    clear = (fields > counts["progressive"] if tagged
+             else fields >= UNTAGGED * seen and fields > 3 * counts["progressive"])
     if clear and fields >= 2:
         return Detection(True, "tff" if counts["tff"] >= counts["bff"] else "bff", tagged, counts)
     if counts["progressive"] >= 2 and counts["progressive"] > 2 * fields:

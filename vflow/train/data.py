@@ -60,6 +60,10 @@ class DataConfig:
     pre: str = ""                            # "denoise": the net sees clips after temporal_smooth's denoise, as
                                              # restore_full feeds it (and 8-bit, as a file holds them)
 
+    def __post_init__(self) -> None:
+        if self.pre not in ("", "denoise"):
+            raise ValueError(f"data.pre must be '' or 'denoise', not {self.pre!r}")
+
 
 @dataclass
 class Sources:
@@ -186,7 +190,7 @@ def make_batch(src: Sources, cfg: DataConfig, seed: int, index: int, size: int |
     size = size or drawn
     clean = clean_batch(src, cfg, rng, g, size, clips or cfg.batch)
     degraded = degrade_mixed(clean, cfg, rng, g)
-    return (presmooth(degraded) if cfg.pre else degraded), clean[:, cfg.frames // 2].contiguous()
+    return (presmooth(degraded) if cfg.pre == "denoise" else degraded), clean[:, cfg.frames // 2].contiguous()
 
 
 def presmooth(clips: torch.Tensor) -> torch.Tensor:
