@@ -161,7 +161,8 @@ def common_change(prev: np.ndarray, cur: np.ndarray) -> np.ndarray:
         ok = (prev[:, c] > DARK) & (cur[:, c] > DARK)
         if not ok.any():
             continue
-        d = np.log(cur[ok, c]) - np.log(prev[ok, c])
+        lp, lc = np.log(prev[ok, c]), np.log(cur[ok, c])
+        d = lc - lp
         basis, coef = np.ones((ok.sum(), 1)), np.array([np.median(d)])
         spread = float(np.median(np.abs(d - coef[0])))
         if ok.sum() >= MIN_PLANE:   # the plane, where it explains the blocks clearly better than the level
@@ -172,8 +173,8 @@ def common_change(prev: np.ndarray, cur: np.ndarray) -> np.ndarray:
                 basis, coef, spread = plane, pcoef, pspread
         fit = basis @ coef
         size = float(np.sqrt(np.mean(fit**2)))
-        out[c, : len(coef)] = coef * float(np.clip(1 - spread / max(size, 1e-9), 0.0, 1.0)) * same_picture(
-            np.log(prev[ok, c]), np.log(cur[ok, c]))
+        agree = float(np.clip(1 - spread / max(size, 1e-9), 0.0, 1.0))
+        out[c, : len(coef)] = coef * agree * same_picture(lp, lc)
     return out
 
 

@@ -41,17 +41,7 @@ NOISE_QUANTILE = 0.5  # of the blocks' matched differences: the share of blocks 
 NOISE_WINDOW = 24     # past frames whose pairs' noise a frame's estimate takes the median of (and radius ahead)
 RANGE_K = 1.5     # the spatial pass's range, in sigmas of the noise the temporal average left
 MIN_VAR = 0.25    # noise variance floor (half a level): identical frames give weight only to exact matches
-
-
 LEVELS = 5        # luma pyramid: full, 1/2, 1/4, 1/8, 1/16 resolution
-
-
-@nb.njit(nogil=True, cache=True, fastmath=True)
-def _halve(src: np.ndarray, dst: np.ndarray) -> None:
-    for y in nb.prange(dst.shape[0]):
-        for x in range(dst.shape[1]):
-            dst[y, x] = 0.25 * (src[2 * y, 2 * x] + src[2 * y, 2 * x + 1] + src[2 * y + 1, 2 * x]
-                                + src[2 * y + 1, 2 * x + 1])
 
 
 @serialised
@@ -65,7 +55,11 @@ def luma_pyramid(frame: np.ndarray, kw: np.ndarray, levels: tuple[np.ndarray, ..
         for x in range(w):
             l0[y, x] = kw[0] * frame[y, x, 0] + kw[1] * frame[y, x, 1] + kw[2] * frame[y, x, 2]
     for i in range(1, len(levels)):
-        _halve(levels[i - 1], levels[i])
+        src, dst = levels[i - 1], levels[i]
+        for y in nb.prange(dst.shape[0]):
+            for x in range(dst.shape[1]):
+                dst[y, x] = 0.25 * (src[2 * y, 2 * x] + src[2 * y, 2 * x + 1] + src[2 * y + 1, 2 * x]
+                                    + src[2 * y + 1, 2 * x + 1])
 
 
 def pyramid(h: int, w: int) -> tuple[np.ndarray, ...]:
@@ -274,7 +268,7 @@ class TemporalDenoiser(ShotWindow):
 
     def _add(self, frame: np.ndarray) -> None:
         self._buffers(*frame.shape[:2])
-        pyr = pyramid(*frame.shape[:2])
+        pyr = self._spare.pop() if self._spare else pyramid(*frame.shape[:2])
         luma_pyramid(frame, self._kw, pyr)
         held = _Held(frame, pyr)
         if self._held:   # the noise of this frame and the last, matched
@@ -296,6 +290,7 @@ class TemporalDenoiser(ShotWindow):
         if self._shape == (h, w):
             return
         self._shape = (h, w)
+        self._spare: list[tuple[np.ndarray, ...]] = []   # pyramids of frames that left the window
         nby, nbx = -(-h // BLOCK), -(-w // BLOCK)
         self._vec = np.empty((2 * self.radius, nby, nbx, 2), np.int32)   # per neighbour
         self._res = np.empty((2 * self.radius, nby, nbx), np.float32)
@@ -314,7 +309,7 @@ class TemporalDenoiser(ShotWindow):
             out.append(self._denoise(t, range(max(self._first, t - self.radius), min(known, t + self.radius + 1))))
             self._next += 1
             while self._first < self._next - self.radius:
-                self._held.popleft()
+                self._spare.append(self._held.popleft().pyramid)   # its planes serve a frame to come
                 self._first += 1
         return out
 

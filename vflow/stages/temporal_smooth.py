@@ -55,16 +55,17 @@ class TemporalSmooth(Stage):
     def process(self, batch: FrameBatch) -> FrameBatch | None:
         self._last = batch
         self._waiting.extend(zip(batch.pts.tolist(), batch.scene.tolist()))
-        return self._out(self._through(list(batch.frames.numpy()), batch.scene.tolist(), final=False))
+        return self._out(self._through(batch.frames.numpy(), batch.scene.tolist(), final=False))
 
     def finish(self) -> FrameBatch | None:
         return self._out(self._through([], [], final=True))
 
-    def _through(self, frames: list[np.ndarray], scenes: list[int], final: bool) -> list[np.ndarray]:
-        """Frames through the kernels in turn; what leaves the last one."""
+    def _through(self, frames: np.ndarray | list[np.ndarray], scenes: list[int], final: bool) -> list[np.ndarray]:
+        """Frames (the batch's array, then what each kernel let out) through the kernels in turn; what leaves
+        the last one."""
         for kernel, queued in zip(self._kernels, self._queued):
             queued.extend(scenes)
-            ready = kernel.push(np.stack(frames), np.array(scenes)) if frames else []
+            ready = kernel.push(np.asarray(frames), np.array(scenes)) if len(frames) else []
             if final:
                 ready += kernel.flush()
             scenes = [queued.popleft() for _ in ready]
