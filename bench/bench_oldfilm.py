@@ -53,21 +53,20 @@ def main() -> None:
     a = ap.parse_args()
     names = a.methods.split(",")
     runs = {n: runner(n) for n in names}
-    scores = {n: [] for n in names}
-    frames = 0
+    scores: dict[str, list[tuple[float, float]]] = {n: [] for n in names}
+    base, frames = [], 0
     for clip in clips("oldfilm", a.part, a.count, a.root, first=a.first):
         frames += len(clip.frames)
+        base.append(clip_psnr(clip.frames, clip.truth))
         for n, run in runs.items():
             out = run(clip)
             scores[n].append((clip_psnr(out, clip.truth), float(ssim(out, clip.truth).mean())))
-    base = np.array(scores.get("input") or [(clip_psnr(c.frames, c.truth), 0.0)
-                                            for c in clips("oldfilm", a.part, a.count, a.root, first=a.first)])
     print(f"oldfilm clips {a.first}..{a.first + a.count - 1} of the {a.part} part ({frames} frames, 144x256)\n")
     print("| method | PSNR dB | SSIM | gain over the input, dB (mean / worst clip) |")
     print("|---|---|---|---|")
     for n in names:
         s = np.array(scores[n])
-        gain = s[:, 0] - base[:, 0]
+        gain = s[:, 0] - np.array(base)
         print(f"| {n} | {s[:, 0].mean():.2f} | {s[:, 1].mean():.3f} | {gain.mean():+.2f} / {gain.min():+.2f} |")
 
 
