@@ -170,7 +170,8 @@ def test_set_unknown_param_is_an_error_at_build(clip: Path) -> None:
     with pytest.raises(vflow.GraphError) as info:
         p.build()
     assert str(info.value) == ("--set dec.bach=5: stage 'dec' (decode): unknown param 'bach'; "
-                               "valid params: path, batch, threads, stream, deinterlace, deinterlace_rate, max_damaged")
+                               "valid params: path, batch, threads, stream, deinterlace, deinterlace_rate, max_damaged, start, end, "
+                                   "field_order")
 
 
 def test_set_without_stage_dot_param_is_an_error() -> None:
@@ -261,7 +262,8 @@ def test_unknown_stage_type_suggests_the_closest(tmp_path: Path) -> None:
 def test_unknown_param_lists_valid_params(tmp_path: Path) -> None:
     path = write(tmp_path, GRAPH.replace("batch: 4", "bach: 4"))
     assert build_error(path) == (f"{path}:7:7: stage 'dec' (decode): unknown param 'bach'; "
-                                 "valid params: path, batch, threads, stream, deinterlace, deinterlace_rate, max_damaged")
+                                 "valid params: path, batch, threads, stream, deinterlace, deinterlace_rate, max_damaged, start, end, "
+                                   "field_order")
 
 
 def test_mistyped_param(tmp_path: Path) -> None:
@@ -328,7 +330,7 @@ def test_cycle_does_not_blame_stages_downstream_of_it(tmp_path: Path) -> None:
 def test_dangling_input(tmp_path: Path) -> None:
     path = write(tmp_path, GRAPH.replace("  - dec.video -> enc.video\n", ""))
     assert build_error(path) == (f"{path}:8:3: stage 'enc' (encode): input port 'video' is not connected "
-                                 "(dangling input)")
+                                 "(dangling input); audio_only: true writes the audio alone")
 
 
 def test_input_fed_twice(tmp_path: Path) -> None:

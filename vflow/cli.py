@@ -39,6 +39,15 @@ def _parser() -> argparse.ArgumentParser:
         if name == "run":
             c.add_argument("--json", metavar="REPORT", help="write the run's figures as JSON")
             c.add_argument("-q", "--quiet", action="store_true", help="no live view or summary")
+            c.add_argument("--backend", choices=["stream", "chunks", "ray"], default="stream",
+                           help="stream: one process (default); chunks: chunks in worker processes here, "
+                                "resumable; ray: chunks as Ray tasks (pip install 'vflow[ray]')")
+            c.add_argument("--chunk-seconds", type=float, default=60.0, metavar="S",
+                           help="chunk length for chunks/ray (default 60; borders at scene cuts or keyframes)")
+            c.add_argument("--work-dir", metavar="DIR", help="chunks, segments and manifest (default: OUTPUT.vflow)")
+            c.add_argument("--workers", type=int, metavar="N", help="parallel chunks (default: the CPU count)")
+            c.add_argument("--address", metavar="ADDR", help="Ray cluster address (default: a local Ray)")
+            c.add_argument("--fresh", action="store_true", help="start over instead of resuming the work dir")
     sub.add_parser("stages", help="list every registered stage with its params")
     e = sub.add_parser("eval", help="PSNR and SSIM of a video against a reference, or of restoration methods "
                                     "on held-out degraded/clean clips (--model/--graph)")
@@ -97,6 +106,8 @@ def _load(args: argparse.Namespace) -> Pipeline:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.backend != "stream":
+        return _run_chunked(args)
     pipeline = _load(args).build()
     if args.json:  # the report must not be lost after a night's run: check where it goes now
         check_writable(Path(args.json).resolve().parent)
@@ -127,6 +138,49 @@ def _run(args: argparse.Namespace) -> int:
     outputs = [p for s in pipeline.spec.stages.values() for k, p in s.params.items() if k == "path" and s.type == "encode"]
     if outputs and not args.quiet:
         Console(stderr=True).print(f"wrote {', '.join(outputs)}")
+    return 0
+
+
+def _run_chunked(args: argparse.Namespace) -> int:
+    from .pipeline.chunked import Options, run_chunked
+    from .pipeline.progress import ChunkView
+
+    if args.workers is not None and args.workers < 1:
+        raise VflowError(f"--workers must be at least 1 (got {args.workers})")
+    if args.chunk_seconds <= 0:
+        raise VflowError(f"--chunk-seconds must be > 0 (got {args.chunk_seconds})")
+    pipeline = _load(args)
+    if args.json:
+        check_writable(Path(args.json).resolve().parent)
+    options = Options(args.backend, args.chunk_seconds, Path(args.work_dir) if args.work_dir else None,
+                      args.workers, args.address, args.fresh)
+    t0 = time.perf_counter()
+    report: dict = {}
+    error: VflowError | None = None
+    try:
+        with while_running():
+            if args.quiet:
+                report = run_chunked(pipeline, options)
+            else:
+                with ChunkView() as view:
+                    report = run_chunked(pipeline, options, on_progress=view.update)
+    except VflowError as e:
+        error = e
+    if args.json:
+        if error is not None:
+            report = {"ok": False, "wall_s": round(time.perf_counter() - t0, 4), "backend": args.backend,
+                      "error": str(error), "warnings": [], "stages": {}}
+        report_file = PartialFile(args.json)
+        report_file.write_text(json.dumps(report, indent=2))
+        report_file.close(ok=True)
+    if error is not None:
+        raise error
+    for warning in report["warnings"]:
+        print(f"vflow: warning: {warning}", file=sys.stderr)
+    if not args.quiet:
+        c = report["chunks"]
+        Console(stderr=True).print(f"{report['frames']} frames in {c['total']} chunks ({c['reused']} reused, "
+                                   f"{c['run']} run) in {report['wall_s']:.1f} s")
     return 0
 
 

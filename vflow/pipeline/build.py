@@ -61,6 +61,7 @@ class Pipeline:
         self.cancel_event = threading.Event()
         self._nodes: list[Node] | None = None
         self._infos: dict[tuple[str, str], StreamInfo] = {}
+        self._edges: list[EdgeSpec] = []
         self._used = False
         self.warnings: list[str] = []  # plain sentences from the stages (ctx.warn), in the order they came
 
@@ -115,6 +116,7 @@ class Pipeline:
         for e in edges:
             nodes[e.src.stage].routes.setdefault(e.src.port, []).append((nodes[e.dst.stage], e.dst.port))
         self._nodes = [nodes[n] for n in order]
+        self._edges = edges
         return self
 
     def _setup(self, name: str, stage: Stage, edges: list[EdgeSpec]) -> Node:
@@ -146,6 +148,10 @@ class Pipeline:
     def check(self) -> None:
         """Validate without running (as ``vflow check``): build, then release what setup opened."""
         self.build()
+        self.release()
+
+    def release(self) -> None:
+        """Tear the built stages down without running (what their setup opened is closed)."""
         self._teardown(ok=False)
 
     # -- run -----------------------------------------------------------------------------------
@@ -161,6 +167,15 @@ class Pipeline:
         """Every file the stages read (sources, reference images)."""
         self.build()
         return [f for n in self._nodes or [] for f in n.stage.files_read()]
+
+    def info(self, stage: str, port: str) -> StreamInfo | None:
+        """What stage ``stage`` said its output ``port`` carries (after ``build``; None if unconnected)."""
+        return self._infos.get((stage, port))
+
+    @property
+    def edges(self) -> list[EdgeSpec]:
+        """The graph's edges with both ports named (after ``build``)."""
+        return list(self._edges)
 
     @property
     def stats(self) -> list[StageStats]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 from rich.console import Console, Group
 from rich.live import Live
@@ -10,6 +11,9 @@ from rich.table import Table
 from rich.text import Text
 
 from .runner import StageStats
+
+if TYPE_CHECKING:
+    from .chunked import Progress
 
 
 def _table(stats: list[StageStats], elapsed: float, title: str, final: bool) -> Table:
@@ -68,3 +72,44 @@ class LiveView:
     def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
         self.live.__exit__(None, None, None)
         self.console.print(self._render(True, failed=exc_type is not None))
+
+
+class ChunkView:
+    """The live view of a chunked run: frames across chunks with ETA, and each chunk's state."""
+
+    def __init__(self, console: Console | None = None):
+        self.console = console or Console(stderr=True)
+        self.t0 = time.perf_counter()
+        self.live = Live(Text("planning chunks..."), console=self.console, refresh_per_second=4, transient=True)
+        self._start_frames: int | None = None
+
+    def __enter__(self) -> "ChunkView":
+        self.live.__enter__()
+        return self
+
+    def update(self, progress: "Progress") -> None:
+        self.live.update(self._render(progress))
+
+    def _render(self, progress: "Progress") -> Group:
+        elapsed = time.perf_counter() - self.t0
+        done = progress.frames_done
+        if self._start_frames is None:
+            self._start_frames = done  # reused chunks do not count for the speed
+        fps = (done - self._start_frames) / elapsed if elapsed > 0 else 0.0
+        eta = time.strftime("%H:%M:%S", time.gmtime((progress.frames_total - done) / fps)) if fps > 0 else "--:--:--"
+        finished = sum(c.state == "done" for c in progress.chunks)
+        head = Text(f"chunks {finished}/{len(progress.chunks)} ({progress.reused} reused, {len(progress.running)} "
+                    f"running)  frames {done}/{progress.frames_total}  {fps:.1f} fps  elapsed "
+                    f"{time.strftime('%H:%M:%S', time.gmtime(elapsed))}  ETA {eta}")
+        marks = Text()
+        for c in progress.chunks:  # one mark per chunk: done, running, pending
+            if c.state == "done":
+                marks.append("■", style="green")
+            elif c.index in progress.running:
+                marks.append("▶", style="yellow")
+            else:
+                marks.append("·", style="dim")
+        return Group(head, marks)
+
+    def __exit__(self, *exc: object) -> None:
+        self.live.__exit__(None, None, None)

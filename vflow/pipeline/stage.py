@@ -41,6 +41,9 @@ stream ended while others go on.
 Frame accounting is an invariant: a stage with video in and out emits exactly one frame per frame it
 takes, checked at end of stream (the run fails otherwise). A stage that drops, doubles or interpolates
 frames on purpose (a trim, field-rate deinterlace, interpolation) says why in ``frame_count_changes``.
+A stage that looks at neighbouring frames declares how many it needs with ``context()``: ``(before, after)``
+frames of the same stream. The chunked backends decode that many extra frames at each chunk's borders and
+drop their output, so a chunk's frames come out as they would in one streaming run.
 ``ctx.warn(sentence)`` adds a plain sentence to the run's ``warnings`` (damaged frames, repairs).
 ``files_read()`` / ``files_written()`` name the files a stage opens: the build refuses a graph that would
 write over one of its own inputs, however the path is spelled.
@@ -86,6 +89,15 @@ class Stage:
 
     def setup(self, ctx: StageContext) -> dict[str, StreamInfo] | None:
         return None
+
+    def context(self) -> tuple[int, int]:
+        """Frames of context this stage looks at (before, after) each frame it emits; (0, 0) for none.
+        Asked after ``setup``."""
+        return 0, 0
+
+    def resources(self) -> dict[str, float]:
+        """What a chunk running this stage asks of a Ray cluster beyond a CPU (``{"num_gpus": 1}`` on CUDA)."""
+        return {}
 
     def process(self, item: Any) -> Any:
         raise NotImplementedError(f"{type(self).__name__} does not implement process()")

@@ -10,6 +10,7 @@ Memory is bounded by the batches in flight, never by the length of the video.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -17,6 +18,12 @@ import torch
 
 from ..models.film import window_indices
 from .frames import ColorInfo, FrameBatch
+
+
+def memory_frames(keep: float) -> int:
+    """How far back a running average that keeps ``keep`` of its state each frame still sees a frame's
+    weight above one 8-bit level (1/256): the context a recursive filter declares."""
+    return 0 if keep <= 0 else math.ceil(math.log(1 / 256) / math.log(keep))
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from ..media.probe import read_image
 from ..pipeline.frames import FrameBatch
 from ..pipeline.registry import stage
 from ..pipeline.stage import Stage, StageContext, stream_luma
+from ..pipeline.windows import memory_frames
 
 _CELLS = 256  # Lab grid cells per channel for the transfer's tables and histograms
 _GRID = lab_grid(_CELLS)
@@ -66,6 +67,10 @@ class Color(Stage):
 
     def files_read(self) -> list[str]:
         return [self.reference] if self.reference else []
+
+    def context(self) -> tuple[int, int]:
+        """Levels and balance follow a running average of the shot."""
+        return memory_frames(1 - self.beta), 0
 
     def setup(self, ctx: StageContext) -> None:
         self._luma = torch.tensor(stream_luma(ctx))   # saturation scales chroma around the stream's luma

@@ -10,6 +10,7 @@ from ..media.probe import read_image
 from ..pipeline.frames import FrameBatch
 from ..pipeline.registry import stage
 from ..pipeline.stage import Stage, StageContext
+from ..pipeline.windows import memory_frames
 
 MIN_CHROMA = 2.0  # mean Lab chroma below which a reference counts as black-and-white
 
@@ -41,6 +42,10 @@ class Colorize(Stage):
 
     def files_read(self) -> list[str]:
         return [self.reference]
+
+    def context(self) -> tuple[int, int]:
+        """Chroma carried over from frame to frame, and the shot's running lightness statistics."""
+        return max(memory_frames(self.temporal), memory_frames(1 - self._colorizer.beta)), 0
 
     def setup(self, ctx: StageContext) -> None:
         image = read_image(self.reference, "reference image")

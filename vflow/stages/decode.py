@@ -20,6 +20,15 @@ from ..pipeline.runner import FrameCountError
 from ..pipeline.stage import Stage, StageContext, StreamInfo
 
 AUDIO_PACKETS_PER_CHUNK = 32
+SEEK_MARGIN = 1.0  # seconds: a ranged decode seeks to the keyframe at least this far before its start
+
+
+class _PastEnd(Exception):
+    """The decoded frames have passed ``decode.end``."""
+
+
+class _SeekMissed(Exception):
+    """A seek landed after ``decode.start``: the frames in between would be lost."""
 
 
 @stage("decode")
@@ -35,7 +44,10 @@ class Decode(Stage):
     measurement on the first frames clearly disagrees, and keeps measuring after a progressive start;
     ``deinterlace_rate: field`` gives one frame per field (50i -> 50p) with exact pts. Damaged video is
     skipped and reported, up to ``max_damaged`` (a fraction of the frames below 1, else a count);
-    ``stream`` picks the video stream of a file with several.
+    ``stream`` picks the video stream of a file with several. ``start`` and ``end`` (seconds, end excluded,
+    null: no bound) take the frames and audio packets whose own timestamps lie in that range, frame-exact:
+    decoding starts at a keyframe before ``start``. ``field_order`` overrides the order the tags and
+    ``idet`` give (``tags``: each frame's own flags, unmeasured).
 
     ```yaml
     decode: {type: decode, params: {path: "${input}", batch: 8, deinterlace: auto, deinterlace_rate: field}}
@@ -47,13 +59,18 @@ class Decode(Stage):
 
     def __init__(self, path: str, batch: int = 8, threads: int = 0, stream: int = 0,
                  deinterlace: Literal["auto", "off", "on"] = "auto",
-                 deinterlace_rate: Literal["frame", "field"] = "frame", max_damaged: float = 0.02):
+                 deinterlace_rate: Literal["frame", "field"] = "frame", max_damaged: float = 0.02,
+                 start: float | None = None, end: float | None = None,
+                 field_order: Literal["auto", "tff", "bff", "tags"] = "auto"):
         if batch < 1:
             raise ValueError("batch must be at least 1")
+        if end is not None and start is not None and end <= start:
+            raise ValueError(f"end must be after start (got start {start}, end {end})")
         if max_damaged < 0:
             raise ValueError("max_damaged must be >= 0 (a fraction of the frames below 1, else a count)")
         self.path, self.batch, self.threads, self.stream_index = path, batch, threads, stream
         self.deinterlace, self.deinterlace_rate, self.max_damaged = deinterlace, deinterlace_rate, max_damaged
+        self.start, self.end, self.field_order = start, end, field_order
         self.detection: Detection | None = None
         self._container: av.container.InputContainer | None = None
         self.decoded = 0    # frames the decoder gave
@@ -92,10 +109,17 @@ class Decode(Stage):
         self._audio_pending: list[Any] = []
         self._tb = Fraction(video.time_base) if video.time_base else Fraction(1, 90000)
         self._damage_notes: list[str] = []
+        self._ranged = self.start is not None or self.end is not None
+        self._first_time: float | None = None
+        self._seeked = self.start is not None and self.start > SEEK_MARGIN
+        if self._seeked:
+            self._seek(self.start - SEEK_MARGIN)  # type: ignore[operator]
         # the one iterator over decoded frames for the whole run: the first frames (colours, size, interlace
         # detection) are taken from it and emitted first; a second iterator would lose what the first held
         self._source = self._decoded()
+        self._want_video = True
         self._pending = self._first_frames(1 if self.deinterlace == "off" else DETECT_FRAMES)
+        self._want_video = "video" in ctx.connected_outputs  # else only the audio is read on (an audio job)
         first = self._pending[0]
         self._color = color_of(first)
         self._rotation = int(first.rotation or 0) % 360
@@ -103,8 +127,8 @@ class Decode(Stage):
         w, h = (first.height, first.width) if self._rotation in (90, 270) else (first.width, first.height)
 
         rate = frame_rate(video)
-        self.expected = expected_frames(video, rate)
-        self._exact_count = bool(video.frames)
+        self.expected = None if self._ranged else expected_frames(video, rate)
+        self._exact_count = bool(video.frames) and not self._ranged
         frames = self.expected
         field_order = _field_order(video, first)
         self._deint: Deinterlacer | None = None
@@ -113,7 +137,8 @@ class Decode(Stage):
         if self.deinterlace != "off":
             self.detection = detect(video, self._pending)
             if self.deinterlace == "on" or self.detection.interlaced:
-                self._deint = Deinterlacer(video, self.detection.order, self.deinterlace_rate)
+                order = self.detection.order if self.field_order == "auto" else self.field_order
+                self._deint = Deinterlacer(video, order, self.deinterlace_rate)
                 field_order = "progressive"
                 if self.deinterlace_rate == "field":
                     self._tb, rate, frames = self._deint.time_base, rate and rate * 2, frames and frames * 2
@@ -134,6 +159,10 @@ class Decode(Stage):
         )
         return {"video": info, "audio": AudioInfo(streams=tuple(self._audio))}
 
+    def context(self) -> tuple[int, int]:
+        """bwdif looks at the frame before and after the one it deinterlaces."""
+        return (0, 0) if self.deinterlace == "off" else (1, 1)
+
     @property
     def deinterlacing(self) -> bool:
         """Whether the frames are being deinterlaced (asked, or ``auto`` found combing)."""
@@ -142,6 +171,31 @@ class Decode(Stage):
     @property
     def _field_rate(self) -> bool:
         return self.deinterlacing and self.deinterlace_rate == "field"
+
+    def _seek(self, seconds: float) -> None:
+        """Start demuxing at the keyframe at or before ``seconds``."""
+        assert self._container is not None
+        try:
+            self._container.seek(int(seconds / self._tb), stream=self._video, backward=True, any_frame=False)
+        except av.FFmpegError as e:
+            self._warn(f"'{self.path}': cannot seek ({e}); decoding from the start to reach {self.start:.3f} s")
+            self._seeked = False
+            self._container.seek(0)
+
+    def _keep(self, frame: av.VideoFrame) -> bool:
+        """Whether a decoded frame lies in ``start <= t < end``. Raises _PastEnd after the range (frames come
+        in presentation order) and _SeekMissed when a seek landed after the start."""
+        if frame.pts is None or not frame.time_base:
+            raise MediaError(f"input file '{self.path}': a frame without a timestamp after {self.decoded} "
+                             f"frames: decode.start/end need timestamped frames")
+        t = float(frame.pts * frame.time_base)
+        if self._first_time is None:
+            self._first_time = t
+            if self._seeked and t > self.start:  # type: ignore[operator]
+                raise _SeekMissed
+        if self.end is not None and t >= self.end:
+            raise _PastEnd
+        return self.start is None or t >= self.start
 
     def _first_frames(self, n: int) -> list[av.VideoFrame]:
         """Up to ``n`` frames from the run's decoded-frame iterator; they are emitted first, later."""
@@ -169,21 +223,45 @@ class Decode(Stage):
                     return
 
     def _decoded(self) -> Iterator[av.VideoFrame]:
-        """Decoded video frames in presentation order; audio packets are set aside in ``_audio_pending``.
-        A packet the decoder rejects is skipped and counted (``max_damaged``)."""
+        """Decoded video frames in presentation order (those of ``start..end``); audio packets are set aside
+        in ``_audio_pending``. A packet the decoder rejects is skipped and counted (``max_damaged``)."""
+        try:
+            yield from self._decoded_from_here()
+        except _PastEnd:
+            return
+        except _SeekMissed:  # the container's index was imprecise: decode from the start instead
+            assert self._container is not None
+            self._seeked, self._first_time, self._audio_pending = False, None, []
+            self._container.seek(0)
+            try:
+                yield from self._decoded_from_here()
+            except _PastEnd:
+                return
+
+    def _decoded_from_here(self) -> Iterator[av.VideoFrame]:
         for packet in self._packets():
             if packet.stream.type == "video":
+                if not self._want_video:
+                    continue
                 try:
                     frames = packet.decode()
                 except av.FFmpegError as e:
                     self._damage(packet, e)
                     continue
-                self.decoded += len(frames)
-                yield from frames
-            elif packet.size:
+                for frame in frames:  # one by one: the frames before one past the end are still taken
+                    if not self._ranged or self._keep(frame):
+                        self.decoded += 1
+                        yield frame
+            elif packet.size and self._audio_in_range(packet):
                 if packet.dts is not None:
                     self._repair_audio(packet)
                 self._audio_pending.append(packet)
+
+    def _audio_in_range(self, packet: av.Packet) -> bool:
+        if not self._ranged or packet.pts is None or not packet.time_base:
+            return True
+        t = float(packet.pts * packet.time_base)
+        return (self.start is None or self.start <= t) and (self.end is None or t < self.end)
 
     def _repair_audio(self, packet: av.Packet) -> None:
         fix = self._audio_pts[packet.stream.index]
@@ -241,6 +319,10 @@ class Decode(Stage):
 
     def _account(self, emitted: int) -> None:
         """End of stream: warn about damage and truncation, enforce ``max_damaged`` and the frame invariant."""
+        if not self._want_video:
+            for note in self._damage_notes + [n for f in self._audio_pts.values() for n in f.summary()]:
+                self._warn(note)
+            return
         notes = self._damage_notes + self._video_pts.summary() + [n for f in self._audio_pts.values()
                                                                   for n in f.summary()]
         if self.damaged > len(self._damage_notes):

@@ -54,6 +54,7 @@ class Encode(Stage):
     primaries and transfer are used for RGB->YUV and tagged on the output. Audio is stream-copied
     (``audio_codec: auto`` falls back to AAC when the container cannot hold the source codec). The
     file is written as ``NAME.partial`` and renamed only when complete; a failed run removes it.
+    ``audio_only: true`` writes the audio alone, with no video input (the chunked backends' audio pass).
 
     ```yaml
     encode: {type: encode, params: {path: "${output}", codec: libx264, crf: 16, preset: slow}}
@@ -62,11 +63,11 @@ class Encode(Stage):
 
     inputs = {"video": FrameBatch, "audio": AudioChunk}
     outputs: dict[str, type] = {}
-    optional_inputs = frozenset({"audio"})
+    optional_inputs = frozenset({"video", "audio"})
 
     def __init__(self, path: str, codec: Codec = "libx264", crf: int | None = None, preset: str | None = None,
                  pix_fmt: str | None = None, threads: int = 0, audio_codec: str = "auto",
-                 audio_bitrate: int = 192_000):
+                 audio_bitrate: int = 192_000, audio_only: bool = False):
         default_crf, default_preset, default_fmt, fixed = _CODECS[codec]
         if crf is not None and default_crf is None:
             raise ValueError(f"crf does not apply to {codec}")
@@ -83,7 +84,7 @@ class Encode(Stage):
             self.options["crf"] = str(crf if crf is not None else default_crf)
         if default_preset is not None:
             self.options["preset"] = preset or default_preset
-        self.audio_codec, self.audio_bitrate = audio_codec, audio_bitrate
+        self.audio_codec, self.audio_bitrate, self.audio_only = audio_codec, audio_bitrate, audio_only
         self.target = PartialFile(self.path)
         self._out: av.container.OutputContainer | None = None
         self._frames = 0
@@ -97,8 +98,20 @@ class Encode(Stage):
         if self.path.is_dir():
             raise MediaError(f"output '{self.path}' is a directory")
         check_writable(self.path.parent)
-        self.video: VideoInfo = ctx.inputs["video"]  # type: ignore[assignment]
         audio = ctx.inputs.get("audio")
+        if ("video" in ctx.inputs) == self.audio_only:
+            raise MediaError("audio_only: true takes no video input" if self.audio_only else
+                             "input port 'video' is not connected (dangling input); audio_only: true writes the "
+                             "audio alone")
+        if self.audio_only:
+            if not isinstance(audio, AudioInfo) or not audio.streams:
+                raise MediaError(f"output '{self.path}': nothing to write (no video input, no audio stream)")
+            self.video = None
+            self.audio_templates = audio.streams
+            self.copy_audio = [not audio.decoded and self._audio_copy_ok(t) for t in self.audio_templates]
+            self._trial()
+            return None
+        self.video: VideoInfo | None = ctx.inputs["video"]  # type: ignore[assignment]
         self.audio_templates = audio.streams if isinstance(audio, AudioInfo) else ()
         decoded = isinstance(audio, AudioInfo) and audio.decoded
         self.copy_audio = [not decoded and self._audio_copy_ok(t) for t in self.audio_templates]
@@ -125,13 +138,13 @@ class Encode(Stage):
         (or packet, when copied) per stream, the flushes and the trailer (where MP4 writes its index)."""
         out = self._open(io.BytesIO())
         try:
-            v = self.video
-            step = 1 / (v.frame_rate or Fraction(25)) / v.time_base
-            black = from_rgb(np.zeros((v.height, v.width, 3), np.uint8), self.pix_fmt, self.color)
-            for i in range(4):  # x265 muxes one or two frames flakily into MP4 ('patches welcome'), never four
-                black.pts, black.time_base = round(i * step), v.time_base
-                out.mux(self._vstream.encode(black))
-            out.mux(self._vstream.encode(None))
+            if (v := self.video) is not None:
+                step = 1 / (v.frame_rate or Fraction(25)) / v.time_base
+                black = from_rgb(np.zeros((v.height, v.width, 3), np.uint8), self.pix_fmt, self.color)
+                for i in range(4):  # x265 muxes one or two frames flakily into MP4 ('patches welcome'), never four
+                    black.pts, black.time_base = round(i * step), v.time_base
+                    out.mux(self._vstream.encode(black))
+                out.mux(self._vstream.encode(None))
             for template, stream, feed in zip(self.audio_templates, self._astreams, self._feeds):
                 if feed is None:
                     for packet in _trial_packets(template):
@@ -172,26 +185,8 @@ class Encode(Stage):
         options = {"movie_timescale": str(self._movie_timescale())} if self.format in ("mp4", "mov") else {}
         out = av.open(target, "w", format=self.format, options=options)
         try:
-            stream = out.add_stream(self.codec, rate=v.frame_rate or Fraction(25), options=dict(self.options))
-            stream.width, stream.height, stream.pix_fmt = v.width, v.height, self.pix_fmt
-            stream.thread_type, stream.thread_count = "AUTO", self.threads
-            cc = stream.codec_context
-            cc.time_base = v.time_base
-            stream.time_base = v.time_base
-            cc.colorspace, cc.color_range = self.color.matrix, self.color.range
-            cc.color_primaries, cc.color_trc = self.color.primaries, self.color.transfer
-            if v.sample_aspect:
-                cc.sample_aspect_ratio = v.sample_aspect
-            out.metadata.update(dict(v.tags))
-            if v.chapters:
-                out.set_chapters(list(v.chapters))
-            timecode = dict(v.tags).get("timecode")
-            if timecode:  # mov/mp4 write it as a timecode track, others as a tag
-                stream.metadata["timecode"] = timecode
-            if v.field_order in _FIELD_ORDERS:  # interlaced frames stay interlaced, and say so
-                cc.field_order = _FIELD_ORDERS[v.field_order]
-                cc.flags |= _INTERLACED_FLAGS
-            self._vstream = stream
+            if v is not None:
+                self._add_video(out, v)
             self._astreams = []
             self._decoders: list[Any] = []
             for template, copy in zip(self.audio_templates, self.copy_audio):
@@ -207,6 +202,29 @@ class Encode(Stage):
             out.close()
             raise
         return out
+
+    def _add_video(self, out: av.container.OutputContainer, v: VideoInfo) -> None:
+        """The video stream: the codec and its options, the time base, colours, aspect, tags and chapters."""
+        stream = out.add_stream(self.codec, rate=v.frame_rate or Fraction(25), options=dict(self.options))
+        stream.width, stream.height, stream.pix_fmt = v.width, v.height, self.pix_fmt
+        stream.thread_type, stream.thread_count = "AUTO", self.threads
+        cc = stream.codec_context
+        cc.time_base = v.time_base
+        stream.time_base = v.time_base
+        cc.colorspace, cc.color_range = self.color.matrix, self.color.range
+        cc.color_primaries, cc.color_trc = self.color.primaries, self.color.transfer
+        if v.sample_aspect:
+            cc.sample_aspect_ratio = v.sample_aspect
+        out.metadata.update(dict(v.tags))
+        if v.chapters:
+            out.set_chapters(list(v.chapters))
+        timecode = dict(v.tags).get("timecode")
+        if timecode:  # mov/mp4 write it as a timecode track, others as a tag
+            stream.metadata["timecode"] = timecode
+        if v.field_order in _FIELD_ORDERS:  # interlaced frames stay interlaced, and say so
+            cc.field_order = _FIELD_ORDERS[v.field_order]
+            cc.flags |= _INTERLACED_FLAGS
+        self._vstream = stream
 
     def _add_audio_encoder(self, out: av.container.OutputContainer, template: Any) -> Any:
         """An encoder for one audio stream: the source's rate where the codec takes it (Opus: 48 kHz) and
@@ -226,7 +244,7 @@ class Encode(Stage):
     def _movie_timescale(self) -> int:
         """mp4/mov edit lists count in this unit: a common multiple of the stream time bases keeps start times
         exact (an encoded stream's is 1/its rate: the AAC priming it skips is 1024 samples, 21.33 ms)."""
-        scale = self.video.time_base.denominator
+        scale = self.video.time_base.denominator if self.video is not None else 1
         for t, copy in zip(self.audio_templates, self.copy_audio):
             rate = encoder_rate(self._audio_encoder_name(), t.codec_context.sample_rate)
             wider = math.lcm(scale, Fraction(t.time_base).denominator if copy else rate)
@@ -272,9 +290,11 @@ class Encode(Stage):
                 self._out.mux(stream.encode(ready))
 
     def finish(self) -> None:
-        if self._out is None or self._frames == 0:
-            raise MediaError(f"no video frame reached the encoder: '{self.path}' not written")
-        self._out.mux(self._vstream.encode(None))
+        if self._out is None or (self._frames == 0 and self.video is not None):
+            what = "video frame" if self.video is not None else "audio"
+            raise MediaError(f"no {what} reached the encoder: '{self.path}' not written")
+        if self.video is not None:
+            self._out.mux(self._vstream.encode(None))
         for stream, decoder, feed in zip(self._astreams, self._decoders, self._feeds):
             if decoder is not None and feed is not None:
                 for frame in [*decoder.decode(None), None]:

@@ -50,6 +50,7 @@ class Restore(Stage):
 
     def setup(self, ctx: StageContext) -> dict[str, VideoInfo]:
         device = resolve_device(self.device_name if self.device_name != "auto" else ctx.device)
+        self._device_type = torch.device(device).type
         dtype = resolve_dtype(self.precision, device)
         net = load_model(self.model_name, device).to(dtype)
         if self.channels_last:
@@ -65,6 +66,13 @@ class Restore(Stage):
         self.windows = ShotWindows(int(getattr(net, "context", 0)))
         video: VideoInfo = ctx.inputs["video"]  # type: ignore[assignment]
         return {"video": video.replace(width=video.width * self.out_scale, height=video.height * self.out_scale)}
+
+    def resources(self) -> dict[str, float]:
+        return {"num_gpus": 1.0} if self._device_type == "cuda" else {}
+
+    def context(self) -> tuple[int, int]:
+        """A temporal model's window."""
+        return self.windows.context, self.windows.context
 
     def _apply(self, net: Any, x: torch.Tensor) -> torch.Tensor:
         """The network, then the resize to ``scale`` (per tile when tiling: the overlap covers the filter)."""

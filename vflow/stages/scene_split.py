@@ -42,6 +42,11 @@ class SceneSplit(Stage):
         self.cuts: list[int] = []
         self.listing: PartialFile | None = None
 
+    def context(self) -> tuple[int, int]:
+        """A cut is decided from ``window`` frames each side and the median of the ``history`` differences before."""
+        d = SceneDetector()
+        return d.history + d.window, d.window
+
     def setup(self, ctx: StageContext) -> None:
         self.detector = SceneDetector(min_scene_len=self.min_scene_len, min_score=self.min_score,
                                       luma=stream_luma(ctx))

@@ -41,6 +41,12 @@ class TemporalSmooth(Stage):
             raise ValueError("strength must be > 0, radius >= 1 and window >= 3")
         self.mode, self.strength, self.radius, self.window = mode, strength, radius, window
 
+    def context(self) -> tuple[int, int]:
+        """The deflicker's trend window and the denoise's radius, one after the other."""
+        n = (self.window // 2 if self.mode in ("deflicker", "both") else 0) + \
+            (self.radius if self.mode in ("denoise", "both") else 0)
+        return n, n
+
     def setup(self, ctx: StageContext) -> None:
         self.deflicker = Deflicker(radius=self.window // 2) if self.mode in ("deflicker", "both") else None
         self.denoiser = (TemporalDenoiser(radius=self.radius, strength=self.strength, luma=stream_luma(ctx))
