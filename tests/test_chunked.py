@@ -219,17 +219,39 @@ def test_chunked_mp4_keeps_the_stream_runs_timestamps(tmp_path: Path) -> None:
         assert [f.pts for f in b.decode(video=0)] == [f.pts for f in a.decode(video=0)]
 
 
-def test_chunked_temporal_graph_is_close_to_the_stream_run(data_dir: Path, tmp_path: Path) -> None:
-    src = VIDEO_DIR / "clean_scenecut_tears_of_steel_640x360.mp4"
-    streamed(TEMPORAL, src, tmp_path / "stream.mkv")
-    report = chunked(TEMPORAL, src, tmp_path / "chunks.mkv", seconds=2.5)
-    assert report["chunks"]["total"] >= 3
-    with av.open(str(tmp_path / "stream.mkv")) as a, av.open(str(tmp_path / "chunks.mkv")) as b:
-        x = np.stack([f.to_ndarray(format="rgb24") for f in a.decode(video=0)]).astype(np.float64)
-        y = np.stack([f.to_ndarray(format="rgb24") for f in b.decode(video=0)]).astype(np.float64)
-    assert x.shape == y.shape
-    mse = float(np.mean((x - y) ** 2))
+def test_chunked_restore_classic_is_close_to_the_stream_run(tmp_path: Path) -> None:
+    src = Path(vflow.__file__).parent / "data" / "sample.mp4"  # real film with its sound: audio_clean runs too
+    graph = "restore_classic"
+    sets = ["encode.codec=ffv1", "encode.crf=null", "encode.preset=null"]
+    outs = {}
+    for how in ("stream", "chunks"):
+        p = vflow.Pipeline.load(graph, input=src, output=tmp_path / f"{how}.mkv")
+        for s in sets:
+            p.set(s)
+        if how == "stream":
+            p.run()
+        else:
+            report = run_chunked(p, Options("chunks", 1.5, workers=2), warn=lambda m: None)
+            assert report["chunks"]["total"] >= 3
+        with av.open(str(tmp_path / f"{how}.mkv")) as c:
+            outs[how] = np.stack([f.to_ndarray(format="rgb24") for f in c.decode(video=0)]).astype(np.float64)
+    assert outs["stream"].shape == outs["chunks"].shape
+    mse = float(np.mean((outs["stream"] - outs["chunks"]) ** 2))
     assert mse == 0 or 10 * np.log10(255**2 / mse) >= 45
+    assert media(tmp_path / "chunks.mkv")[1] == media(tmp_path / "stream.mkv")[1]  # the cleaned sound, once
+
+
+def test_a_killed_worker_s_chunk_is_run_again(tmp_path: Path, clip: Path) -> None:
+    graph = FFV1_COPY.replace("edges:", f"  die: {{type: 'chunk_stages:DieOnce', params: {{marker: "
+                                        f"'{tmp_path / 'died'}'}}}}\nedges:").replace(
+        "decode.video -> encode.video", "decode.video -> die -> encode.video")
+    messages: list[str] = []
+    pipeline = vflow.Pipeline.load(graph, input=clip, output=tmp_path / "o.mkv", allow_modules=["chunk_stages"])
+    report = run_chunked(pipeline, Options("chunks", 0.2, workers=1), warn=messages.append)
+    assert (tmp_path / "died").exists() and report["chunks"]["total"] == 2
+    assert messages == ["chunk 0: its worker process died; trying it again"]
+    streamed(FFV1_COPY, clip, tmp_path / "stream.mkv")
+    assert media(tmp_path / "o.mkv") == media(tmp_path / "stream.mkv")
 
 
 def test_chunked_field_rate_deinterlace_matches_the_stream_run(tmp_path: Path) -> None:
@@ -355,3 +377,45 @@ def test_cli_refuses_bad_chunk_options(tmp_path: Path, clip: Path) -> None:
     result = run_cli(["run", "copy", "-i", str(clip), "-o", str(tmp_path / "o.mp4"), "--backend", "chunks",
                       "--workers", "0"])
     assert result.returncode == 2 and "--workers must be at least 1 (got 0)" in result.stderr
+
+
+def test_ray_backend_on_a_local_two_cpu_cluster_is_frame_exact(data_dir: Path, tmp_path: Path) -> None:
+    pytest.importorskip("ray")
+    src = VIDEO_DIR / "oldfilm_steamboat_willie_part1_audio.mp4"
+    streamed(FFV1_COPY, src, tmp_path / "stream.mkv")
+    report = chunked(FFV1_COPY, src, tmp_path / "ray.mkv", seconds=4.0, workers=2, backend="ray")
+    assert report["backend"] == "ray" and report["chunks"]["total"] >= 3
+    assert media(tmp_path / "ray.mkv") == media(tmp_path / "stream.mkv")
+
+
+def test_ray_backend_without_ray_says_how_to_install_it(tmp_path: Path, clip: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray raises ImportError
+    with pytest.raises(ChunkError, match=r"--backend ray needs Ray: pip install 'vflow\[ray\]'"):
+        chunked(FFV1_COPY, clip, tmp_path / "o.mkv", seconds=0.2, backend="ray")
+
+
+def test_ctrl_c_stops_a_chunked_run_and_its_workers(tmp_path: Path) -> None:
+    src, graph, out = tmp_path / "in.mp4", tmp_path / "g.yaml", tmp_path / "out.mkv"
+    write_temporal_clip(src)
+    graph.write_text(TEMPORAL)
+    proc = subprocess.Popen([sys.executable, "-m", "vflow", "run", str(graph), "-i", str(src), "-o", str(out),
+                             "--backend", "chunks", "--chunk-seconds", "1", "--workers", "2", "-q"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    manifest = tmp_path / "out.mkv.vflow" / "manifest.json"
+    deadline = time.monotonic() + 120
+    while not manifest.exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    time.sleep(1.0)  # the workers are busy now
+    workers = [int(pid) for task in Path(f"/proc/{proc.pid}/task").iterdir()
+               for pid in (task / "children").read_text().split()]
+    assert workers, "no worker process found"
+    proc.send_signal(signal.SIGINT)
+    t0 = time.monotonic()
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130 and time.monotonic() - t0 < 10, err
+    assert not out.exists() and not out.with_name(out.name + ".partial").exists()
+    time.sleep(0.5)
+    alive = [pid for pid in workers if Path(f"/proc/{pid}").exists()
+             and Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"]
+    assert alive == []

@@ -46,7 +46,8 @@ def test_check_rejects_a_bad_param(capfd: pytest.CaptureFixture[str], tmp_path: 
                               "--set", "encode.crff=3")
     assert code == 2 and stdout == ""
     assert err.strip() == ("vflow: error: --set encode.crff=3: stage 'encode' (encode): unknown param 'crff'; "
-                           "valid params: path, codec, crf, preset, pix_fmt, threads, audio_codec, audio_bitrate")
+                           "valid params: path, codec, crf, preset, pix_fmt, threads, audio_codec, audio_bitrate, "
+                               "audio_only")
 
 
 @pytest.mark.timeout(30)

@@ -240,7 +240,8 @@ def _init_worker(threads: int) -> None:
 Done = Callable[[Job, dict[str, Any]], None]
 
 
-def _run_local(jobs: Iterable[Job], workers: int, threads: int, done: Done, tick: Callable[[set[int | None]], None]) -> None:
+def _run_local(jobs: Iterable[Job], workers: int, threads: int, done: Done, tick: Callable[[set[int | None]], None],
+               warn: Callable[[str], None]) -> None:
     """Jobs in ``workers`` spawned processes; a failed job (a killed worker's too) is tried again."""
     todo = deque(jobs)
     attempts: dict[str, int] = {}
@@ -266,19 +267,20 @@ def _run_local(jobs: Iterable[Job], workers: int, threads: int, done: Done, tick
                         error: BaseException = ChunkError(f"{job.key}: its worker process died")
                     except ChunkError as e:
                         error = e
-                    _retry(job, error, attempts, todo)
+                    _retry(job, error, attempts, todo, warn)
             if broken:  # every job still in flight was lost with the pool
                 for job in running.values():
-                    _retry(job, ChunkError(f"{job.key}: its worker process died"), attempts, todo)
+                    _retry(job, ChunkError(f"{job.key}: its worker process died"), attempts, todo, warn)
         finally:
             _stop_pool(pool)
 
 
-def _retry(job: Job, error: BaseException, attempts: dict[str, int], todo: deque[Job]) -> None:
+def _retry(job: Job, error: BaseException, attempts: dict[str, int], todo: deque[Job],
+           warn: Callable[[str], None]) -> None:
     attempts[job.key] = attempts.get(job.key, 0) + 1
     if attempts[job.key] >= MAX_ATTEMPTS:
         raise ChunkError(f"{error} (failed {attempts[job.key]} times)")
-    print(f"vflow: {error}; trying it again", file=sys.stderr)
+    warn(f"{error}; trying it again")
     todo.append(job)
 
 
@@ -295,7 +297,7 @@ def _stop_pool(pool: ProcessPoolExecutor) -> None:
 
 
 def _run_ray(jobs: Iterable[Job], workers: int | None, address: str | None, done: Done,
-             tick: Callable[[set[int | None]], None]) -> None:
+             tick: Callable[[set[int | None]], None], warn: Callable[[str], None]) -> None:
     """Jobs as Ray tasks (a killed worker's task is retried by Ray, a failed one by us)."""
     try:
         import ray
@@ -327,7 +329,7 @@ def _run_ray(jobs: Iterable[Job], workers: int | None, address: str | None, done
                     done(job, ray.get(ref))
                 except ray.exceptions.RayError as e:
                     cause = e.cause if isinstance(getattr(e, "cause", None), ChunkError) else e
-                    _retry(job, ChunkError(str(cause).strip().splitlines()[-1]), attempts, todo)
+                    _retry(job, ChunkError(str(cause).strip().splitlines()[-1]), attempts, todo, warn)
     finally:
         if started:
             ray.shutdown()
@@ -346,7 +348,7 @@ class Prepared:
     output: Path
     decode_params: dict[str, Any]
     context: tuple[int, int]
-    frames_per_frame: int
+    frame_factor: int           # frames out per frame in: 2 with field-rate deinterlacing
     cuts: bool
     resources: dict[str, float]
     audio: GraphSpec | None
@@ -371,11 +373,14 @@ def prepare(pipeline: Pipeline) -> Prepared:
         return Prepared(
             spec=copy.deepcopy(pipeline.spec), edges=pipeline.edges, decode=decode, encode=encode,
             input=str(dec.path), output=Path(stages[encode].path), decode_params=params,  # type: ignore[attr-defined]
-            context=(before, after), frames_per_frame=2 if getattr(dec, "_field_rate", False) else 1,
+            context=(before, after), frame_factor=2 if getattr(dec, "_field_rate", False) else 1,
             cuts=any(_type_of(pipeline, n) == "scene_split" for n in stages),
             resources={"num_gpus": gpus} if gpus else {}, audio=audio_spec(pipeline, encode))
     finally:
         pipeline.release()
+
+
+BACKENDS = ("chunks", "ray")
 
 
 def run_chunked(pipeline: Pipeline, options: Options, on_progress: Callable[[Progress], None] | None = None,
@@ -383,9 +388,60 @@ def run_chunked(pipeline: Pipeline, options: Options, on_progress: Callable[[Pro
     """Run ``pipeline`` chunked; returns the report's figures (``chunks``: total, reused, run)."""
     from ..media.concat import join
 
+    if options.backend not in BACKENDS:
+        raise ChunkError(f"unknown backend '{options.backend}' (stream, chunks or ray)")
     t0 = time.perf_counter()
     p = prepare(pipeline)
     work = Path(options.work_dir) if options.work_dir else p.output.with_name(p.output.name + ".vflow")
+    manifest, plan_s = _manifest(p, work, options, warn)
+    chunks = [Chunk(**c) for c in manifest["chunks"]]
+    segments = manifest.setdefault("segments", {})
+    for c in chunks:  # a segment that is gone is made again
+        if c.state == "done" and not (work / segments.get(str(c.index), "")).is_file():
+            c.state = "pending"
+    reused = sum(c.state == "done" for c in chunks)
+    progress = Progress(chunks, manifest["frames"], reused=reused)
+    cpus = os.cpu_count() or 1
+    workers = options.workers or (cpus if options.backend == "chunks" else None)
+    jobs = _jobs(p, manifest, chunks, work, list(pipeline.allow_modules), threads=max(1, cpus // (workers or cpus)))
+    totals: dict[str, Any] = {"stages": {}, "warnings": []}
+
+    def done(job: Job, result: dict[str, Any]) -> None:
+        name = Path(job.output).name
+        if job.chunk is None:
+            manifest["audio"] = {"state": "done", "file": name}
+        else:
+            chunk = chunks[job.chunk]
+            chunk.state, chunk.wall_s = "done", round(result["wall_s"], 3)
+            segments[str(job.chunk)] = name
+            manifest["chunks"][job.chunk] = chunk.to_dict()
+        write_manifest(work, manifest)
+        _add_stats(totals["stages"], result["stages"])
+        totals["warnings"] += [f"{job.key}: {w}" for w in result["warnings"]]
+
+    def tick(running: set[int | None]) -> None:
+        progress.running = {k for k in running if k is not None}
+        if on_progress is not None:
+            on_progress(progress)
+
+    if options.backend == "ray":
+        _run_ray(jobs, workers, options.address, done, tick, warn)
+    else:
+        _run_local(jobs, workers or 1, jobs[0].threads if jobs else 1, done, tick, warn)
+    tick(set())
+    t_join = time.perf_counter()
+    audio = work / manifest["audio"]["file"] if manifest["audio"]["state"] == "done" else None
+    join([work / segments[str(c.index)] for c in chunks], audio, p.output)
+    join_s = time.perf_counter() - t_join
+    shutil.rmtree(work, ignore_errors=True)
+    return {"ok": True, "wall_s": round(time.perf_counter() - t0, 4), "backend": options.backend,
+            "chunks": {"total": len(chunks), "reused": reused, "run": len(chunks) - reused},
+            "frames": manifest["frames"] * p.frame_factor, "plan_s": round(plan_s, 4), "join_s": round(join_s, 4),
+            "stages": totals["stages"], "warnings": totals["warnings"], "error": None}
+
+
+def _manifest(p: Prepared, work: Path, options: Options, warn: Callable[[str], None]) -> tuple[dict[str, Any], float]:
+    """The work dir's manifest to continue from, or a new plan (with the time planning took)."""
     identity = input_identity(p.input)
     ghash = graph_hash(p.spec, options.chunk_seconds)
     if options.fresh and work.exists():
@@ -395,75 +451,35 @@ def run_chunked(pipeline: Pipeline, options: Options, on_progress: Callable[[Pro
         warn(f"work dir '{work}': {why}; starting over")
         shutil.rmtree(work)
     work.mkdir(parents=True, exist_ok=True)
-    t_plan = time.perf_counter()
-    if manifest is None:
-        chunks = plan(scan(p.input, cuts=p.cuts), options.chunk_seconds, *p.context)
-        manifest = {"version": MANIFEST_VERSION, "graph_hash": ghash, "input": identity,
-                    "chunk_seconds": options.chunk_seconds, "context": list(p.context),
-                    "frames": sum(c.frames for c in chunks), "audio": {"state": "pending"},
-                    "chunks": [c.to_dict() for c in chunks]}
-        write_manifest(work, manifest)
-    plan_s = time.perf_counter() - t_plan
-    chunks = [Chunk(**c) for c in manifest["chunks"]]
-    for c in chunks:  # a segment that is gone is made again
-        if c.state == "done" and not (work / manifest["segments"][str(c.index)]).is_file():
-            c.state = "pending"
-    reused = sum(c.state == "done" for c in chunks)
-    progress = Progress(chunks, manifest["frames"], reused=reused)
-    run_id = secrets.token_hex(4)   # segment names of this run: a worker of a killed run never writes them
-    ext = p.output.suffix
-    jobs = [Job(c.index, chunk_spec(p.spec, p.edges, p.decode, p.encode, c, p.decode_params,
-                                               work / f"seg-{c.index:05d}-{run_id}{ext}"),
-                p.encode, c.frames * p.frames_per_frame, str(work / f"seg-{c.index:05d}-{run_id}{ext}"),
-                list(pipeline.allow_modules), resources=p.resources)
-            for c in chunks if c.state != "done"]
-    audio_file = work / f"audio-{run_id}{ext}"
-    if manifest["audio"]["state"] != "done" or not (work / manifest["audio"].get("file", "")).is_file():
-        if p.audio is not None:
-            jobs.append(Job(None, with_output(p.audio, p.encode, audio_file), p.encode, None, str(audio_file),
-                            list(pipeline.allow_modules)))
-    runs = {"stages": {}, "warnings": []}
+    if manifest is not None:
+        return manifest, 0.0
+    t0 = time.perf_counter()
+    chunks = plan(scan(p.input, cuts=p.cuts), options.chunk_seconds, *p.context)
+    manifest = {"version": MANIFEST_VERSION, "graph_hash": ghash, "input": identity,
+                "chunk_seconds": options.chunk_seconds, "context": list(p.context),
+                "frames": sum(c.frames for c in chunks), "audio": {"state": "pending"},
+                "chunks": [c.to_dict() for c in chunks], "segments": {}}
+    write_manifest(work, manifest)
+    return manifest, time.perf_counter() - t0
 
-    def done(job: Job, result: dict[str, Any]) -> None:
-        name = Path(job.output).name
-        if job.chunk is None:
-            manifest["audio"] = {"state": "done", "file": name}
-        else:
-            chunk = chunks[job.chunk]
-            chunk.state, chunk.wall_s = "done", round(result["wall_s"], 3)
-            manifest.setdefault("segments", {})[str(job.chunk)] = name
-            manifest["chunks"][job.chunk] = chunk.to_dict()
-        write_manifest(work, manifest)
-        _add_stats(runs["stages"], result["stages"])
-        runs["warnings"] += [f"{job.key}: {w}" for w in result["warnings"]]
 
-    def tick(running: set[int | None]) -> None:
-        progress.running = {k for k in running if k is not None}
-        if on_progress is not None:
-            on_progress(progress)
-
-    cpus = os.cpu_count() or 1
-    workers = options.workers or (cpus if options.backend == "chunks" else None)
-    threads = max(1, cpus // (workers or cpus))
-    for job in jobs:
-        job.threads = threads
-    if options.backend == "ray":
-        _run_ray(jobs, workers, options.address, done, tick)
-    elif options.backend == "chunks":
-        _run_local(jobs, workers or 1, threads, done, tick)
-    else:
-        raise ChunkError(f"unknown backend '{options.backend}' (stream, chunks or ray)")
-    tick(set())
-    t_join = time.perf_counter()
-    segments = [work / manifest["segments"][str(c.index)] for c in chunks]
-    audio = work / manifest["audio"]["file"] if manifest["audio"]["state"] == "done" else None
-    join(segments, audio, p.output)
-    join_s = time.perf_counter() - t_join
-    shutil.rmtree(work, ignore_errors=True)
-    return {"ok": True, "wall_s": round(time.perf_counter() - t0, 4), "backend": options.backend,
-            "chunks": {"total": len(chunks), "reused": reused, "run": len(chunks) - reused},
-            "frames": manifest["frames"] * p.frames_per_frame, "plan_s": round(plan_s, 4),
-            "join_s": round(join_s, 4), "stages": runs["stages"], "warnings": runs["warnings"], "error": None}
+def _jobs(p: Prepared, manifest: dict[str, Any], chunks: list[Chunk], work: Path, allow: list[str],
+          threads: int) -> list[Job]:
+    """The chunks still to run, and the audio if it is not done. Files get this run's own id: a worker of a
+    killed run, still writing, never writes the files this one reads."""
+    run_id, ext = secrets.token_hex(4), p.output.suffix
+    jobs = []
+    for c in chunks:
+        if c.state != "done":
+            segment = work / f"seg-{c.index:05d}-{run_id}{ext}"
+            spec = chunk_spec(p.spec, p.edges, p.decode, p.encode, c, p.decode_params, segment)
+            jobs.append(Job(c.index, spec, p.encode, c.frames * p.frame_factor, str(segment), allow, threads,
+                            p.resources))
+    audio = manifest["audio"]
+    if p.audio is not None and not (audio["state"] == "done" and (work / audio["file"]).is_file()):
+        target = work / f"audio-{run_id}{ext}"
+        jobs.append(Job(None, with_output(p.audio, p.encode, target), p.encode, None, str(target), allow, threads))
+    return jobs
 
 
 def _add_stats(total: dict[str, dict[str, Any]], stages: dict[str, dict[str, Any]]) -> None:
