@@ -283,6 +283,15 @@ def test_a_chunk_with_the_wrong_frame_count_fails(tmp_path: Path, clip: Path) ->
     assert not (tmp_path / "seg.mkv").exists()
 
 
+def test_graphs_whose_stages_chunks_cannot_run_are_refused(tmp_path: Path, clip: Path) -> None:
+    listing = TEMPORAL.replace("{type: scene_split}", f"{{type: scene_split, params: {{list_path: '{tmp_path}/s.csv'}}}}")
+    with pytest.raises(ChunkError, match=r"stage 'scenes' writes '.*s.csv', which every chunk would write again"):
+        chunked(listing, clip, tmp_path / "x.mkv", seconds=1.0)
+    side = FFV1_COPY.replace("edges:", "  sink: {type: collect}\nedges:\n  - decode.video -> sink\n")
+    with pytest.raises(ChunkError, match="stage 'sink' does not feed the encoder"):
+        chunked(side, clip, tmp_path / "x.mkv", seconds=1.0)
+
+
 def test_graphs_with_two_encoders_are_refused(tmp_path: Path, clip: Path) -> None:
     graph = FFV1_COPY.replace("edges:", '  enc2: {type: encode, params: {path: "${output}.2.mkv", codec: ffv1}}\n'
                                         "edges:\n  - decode.video -> enc2.video\n")

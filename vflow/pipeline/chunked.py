@@ -354,12 +354,25 @@ class Prepared:
     audio: GraphSpec | None
 
 
+def _check_chunkable(pipeline: Pipeline, stages: dict[str, Any], encode: str) -> None:
+    """Every stage must feed the encoder, and only the encoder may write a file (each chunk would write it)."""
+    feeding = _upstream(pipeline.edges, Endpoint(encode, "video")) | _upstream(pipeline.edges, Endpoint(encode, "audio"))
+    for name, st in stages.items():
+        if name != encode and name not in feeding:
+            raise ChunkError(f"stage '{name}' does not feed the encoder, so no chunk would run it: "
+                             f"use --backend stream")
+        if name != encode and st.files_written():
+            raise ChunkError(f"stage '{name}' writes '{st.files_written()[0]}', which every chunk would write "
+                             f"again: use --backend stream")
+
+
 def prepare(pipeline: Pipeline) -> Prepared:
     """Build the graph (validating it), read what chunking needs off the built stages, release them."""
     pipeline.build()
     try:
         decode, encode = _only(pipeline, "decode"), _only(pipeline, "encode")
         stages = {n: pipeline.stage(n) for n in pipeline.spec.stages}
+        _check_chunkable(pipeline, stages, encode)
         dec = stages[decode]
         # deinterlacing is decided once, on the file's first frames, as a stream run decides it (a chunk's own
         # first frames could say otherwise); combing that appears only later is not followed in chunks
