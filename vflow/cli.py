@@ -1,4 +1,4 @@
-"""The command line: ``vflow run | check | stages | eval | bench | models | degrade | train``."""
+"""The command line: ``vflow run | check | preview | compare | stages | eval | bench | models | degrade | train``."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from .pipeline import Cancelled, Pipeline, Report, StageError, VflowError, avail
 from .pipeline.graph import confirm_allow_modules
 from .pipeline.outputs import PartialFile, check_not_inputs, check_writable
 from .pipeline.progress import LiveView
+from .pipeline.sampling import Samples
 from .pipeline.stage import stage_params
 from .stopping import Interrupted, stop_signals, while_running
 
@@ -29,16 +30,22 @@ def _parser() -> argparse.ArgumentParser:
     for name, helptext in (("run", "run a graph"), ("check", "validate a graph without running it")):
         c = sub.add_parser(name, help=helptext)
         c.add_argument("graph", help="a graph file, or the name of a shipped graph (e.g. copy)")
-        c.add_argument("-i", "--input", help="input video (default: the bundled sample clip)")
-        c.add_argument("-o", "--output", help="output file (default: ./vflow-out/NAME-GRAPH.mp4)")
+        c.add_argument("-i", "--input", help="input video, or a folder of them (default: the bundled sample clip)")
+        c.add_argument("-o", "--output", help="output file, or folder for a folder input "
+                                              "(default: ./vflow-out/NAME-GRAPH.mp4)")
         c.add_argument("--set", action="append", default=[], metavar="STAGE.PARAM=VALUE", help="override a param")
         c.add_argument("--var", action="append", default=[], metavar="NAME=VALUE", help="set a ${variable}")
         c.add_argument("--debug", action="store_true", help="show tracebacks")
         c.add_argument("--allow-module", action="append", default=[], metavar="PKG",
                        help="let 'type: PKG.mod:Class' import this package (repeatable)")
+        if name == "check":
+            c.add_argument("--draw", metavar="SVG", help="print the graph and draw it as an SVG file")
         if name == "run":
             c.add_argument("--json", metavar="REPORT", help="write the run's figures as JSON")
             c.add_argument("-q", "--quiet", action="store_true", help="no live view or summary")
+            c.add_argument("--report", metavar="HTML", help="write a self-contained HTML report of the run")
+            c.add_argument("--reference", metavar="VIDEO", help="score the output against this video in the report "
+                                                                "(PSNR, SSIM)")
             c.add_argument("--backend", choices=["stream", "chunks", "ray"], default="stream",
                            help="stream: one process (default); chunks: chunks in worker processes here, "
                                 "resumable; ray: chunks as Ray tasks (pip install 'vflow[ray]')")
@@ -48,6 +55,25 @@ def _parser() -> argparse.ArgumentParser:
             c.add_argument("--workers", type=int, metavar="N", help="parallel chunks (default: the CPU count)")
             c.add_argument("--address", metavar="ADDR", help="Ray cluster address (default: a local Ray)")
             c.add_argument("--fresh", action="store_true", help="start over instead of resuming the work dir")
+            c.add_argument("--recursive", action="store_true", help="a folder input: its subfolders too")
+    pv = sub.add_parser("preview", help="run a graph on a few seconds and show them before|after (PNG and MP4)")
+    pv.add_argument("graph", help="a graph file, or the name of a shipped graph")
+    pv.add_argument("-i", "--input", help="input video (default: the bundled sample clip)")
+    pv.add_argument("-o", "--output", required=True, metavar="DIR", help="folder for preview.mp4 and preview.png")
+    pv.add_argument("--seconds", type=float, default=3.0, help="how much to run (default 3)")
+    pv.add_argument("--at", type=float, help="start, in seconds (default: centred in the longest shot)")
+    pv.add_argument("--mode", choices=["side", "wipe", "diff"], default="side", help="the preview video's layout")
+    pv.add_argument("--set", action="append", default=[], metavar="STAGE.PARAM=VALUE", help="override a param")
+    pv.add_argument("--var", action="append", default=[], metavar="NAME=VALUE", help="set a ${variable}")
+    pv.add_argument("--allow-module", action="append", default=[], metavar="PKG",
+                    help="let 'type: PKG.mod:Class' import this package (repeatable)")
+    pv.add_argument("--debug", action="store_true", help="show tracebacks")
+    cp = sub.add_parser("compare", help="two videos frame by frame (matched by time): a contact sheet or a video")
+    cp.add_argument("a", help="the first video (e.g. the original)")
+    cp.add_argument("b", help="the second video (e.g. the restored one)")
+    cp.add_argument("-o", "--output", required=True, help="OUT.png (contact sheet with zoomed crops) or OUT.mp4")
+    cp.add_argument("--mode", choices=["side", "wipe", "diff"], default="side", help="layout (default side)")
+    cp.add_argument("--frames", type=int, default=4, help="moments on the contact sheet (default 4)")
     sub.add_parser("stages", help="list every registered stage with its params")
     e = sub.add_parser("eval", help="PSNR and SSIM of a video against a reference, or of restoration methods "
                                     "on held-out degraded/clean clips (--model/--graph)")
@@ -106,30 +132,36 @@ def _load(args: argparse.Namespace) -> Pipeline:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.input and Path(args.input).is_dir():
+        return _run_folder(args)
     if args.backend != "stream":
         return _run_chunked(args)
     pipeline = _load(args).build()
-    if args.json:  # the report must not be lost after a night's run: check where it goes now
-        check_writable(Path(args.json).resolve().parent)
-        check_not_inputs([args.json], pipeline.files_read(), "--json report")
+    for what, path in (("--json report", args.json), ("--report", args.report)):
+        if path:  # the report must not be lost after a night's run: check where it goes now
+            check_writable(Path(path).resolve().parent)
+            check_not_inputs([path], pipeline.files_read(), what)
     stats = pipeline.stats
+    samples = Samples(stats)
     error: VflowError | None = None
     t0 = time.perf_counter()
     try:
         with while_running():
             if args.quiet:
-                pipeline.run()
+                pipeline.run(on_tick=samples.tick)
             else:
                 with LiveView(stats, pipeline.warnings) as view:
-                    pipeline.run(on_tick=view.tick)
+                    pipeline.run(on_tick=lambda: (view.tick(), samples.tick()))
     except VflowError as e:
         error = e
+    report = Report(error is None, time.perf_counter() - t0, {s.name: s for s in stats},
+                    None if error is None else str(error), list(pipeline.warnings))
     if args.json:
-        report = Report(error is None, time.perf_counter() - t0, {s.name: s for s in stats},
-                        None if error is None else str(error), list(pipeline.warnings))
         report_file = PartialFile(args.json)
         report_file.write_text(json.dumps(report.to_dict(), indent=2))
         report_file.close(ok=True)
+    if args.report:
+        _write_report(args, pipeline, report, samples)
     if args.quiet and pipeline.warnings:  # the live view shows them otherwise
         for warning in pipeline.warnings:
             print(f"vflow: warning: {warning}", file=sys.stderr)
@@ -139,6 +171,63 @@ def _run(args: argparse.Namespace) -> int:
     if outputs and not args.quiet:
         Console(stderr=True).print(f"wrote {', '.join(outputs)}")
     return 0
+
+
+def _run_folder(args: argparse.Namespace) -> int:
+    """Every video of the folder in turn (see vflow.batch); exit 1 when one failed."""
+    from .batch import plan_folder, write_index
+
+    if not args.output:
+        raise VflowError(f"-i '{args.input}' is a folder: give -o, the folder for the restored files")
+    if args.json:
+        raise VflowError("--json takes one file: a folder run writes a report per file and an index.html")
+    out_dir = Path(args.output)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise VflowError(f"-o '{out_dir}' is a file; a folder input needs an output folder")
+    check_writable(out_dir)
+    items = plan_folder(Path(args.input), out_dir, args.recursive)
+    if not items:
+        raise VflowError(f"no video file in '{args.input}'" + ("" if args.recursive else " (--recursive for subfolders)"))
+    index = out_dir / "index.html"
+    console = Console(stderr=True)
+    for n, item in enumerate(items, 1):
+        if item.output.exists():  # outputs take their name only when complete
+            item.state, item.why = "skipped", "its output is complete already"
+        else:
+            console.print(f"[{n}/{len(items)}] {item.source}", markup=False, highlight=False)
+            one = argparse.Namespace(**{**vars(args), "input": str(item.source), "output": str(item.output),
+                                        "report": str(item.report)})
+            t0 = time.perf_counter()
+            try:
+                (_run_chunked if args.backend != "stream" else _run)(one)
+                item.state = "done"
+            except VflowError as e:  # the others go on; Ctrl-C and stop signals stop the folder run
+                if isinstance(e, Cancelled):
+                    raise
+                item.state, item.why = "failed", str(e)
+                console.print(f"vflow: {item.source}: failed: {e}", markup=False, highlight=False)
+            item.wall_s = time.perf_counter() - t0
+        write_index(index, items, Path(args.graph).stem)
+    failed = [it for it in items if it.state == "failed"]
+    counts = {s: sum(it.state == s for it in items) for s in ("done", "skipped", "failed")}
+    print(f"{len(items)} files: " + ", ".join(f"{v} {k}" for k, v in counts.items()) + f"; index: {index}")
+    for it in failed:
+        print(f"  failed: {it.source}: {it.why}")
+    return 1 if failed else 0
+
+
+def _write_report(args: argparse.Namespace, pipeline: Pipeline, report: Report, samples: Samples) -> None:
+    from .report import reference_scores, render
+
+    scores = None
+    outputs = [str(s.params["path"]) for s in pipeline.spec.stages.values() if s.type == "encode"]
+    if args.reference and report.ok and outputs:
+        s = reference_scores(args.reference, outputs[0])
+        scores = {"reference": args.reference, "frames": s["frames"], "PSNR (dB)": round(s["psnr_mean"], 2),
+                  "SSIM": None if s["ssim_mean"] is None else round(s["ssim_mean"], 4)}
+    page = PartialFile(args.report)
+    page.write_text(render(pipeline, report, samples, scores))
+    page.close(ok=True)
 
 
 def _run_chunked(args: argparse.Namespace) -> int:
@@ -184,10 +273,53 @@ def _run_chunked(args: argparse.Namespace) -> int:
     return 0
 
 
+def _preview(args: argparse.Namespace) -> int:
+    from .preview import preview
+
+    out_dir = Path(args.output)
+    check_writable(out_dir)
+    args.output = str(out_dir / "after.mp4")
+    pipeline = _load(args)
+    with while_running():
+        result = preview(pipeline, out_dir, args.seconds, args.at, args.mode)
+    print(f"previewed {result.frames} frames ({result.start:.2f}-{result.end:.2f} s): wrote {result.video} and "
+          f"{result.still}")
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from .compare import contact_sheet, video
+
+    suffix = Path(args.output).suffix.lower()
+    if suffix not in (".png", ".mp4"):
+        raise VflowError(f"compare: -o must end in .png (a contact sheet) or .mp4 (a video), not '{suffix}'")
+    if args.frames < 1:
+        raise VflowError(f"--frames must be at least 1 (got {args.frames})")
+    check_writable(Path(args.output).resolve().parent)
+    check_not_inputs([args.output], [args.a, args.b])
+    names = (Path(args.a).name, Path(args.b).name)
+    with while_running():
+        if suffix == ".png":
+            n = contact_sheet(args.a, args.b, args.output, args.frames, args.mode, names)
+        else:
+            n = video(args.a, args.b, args.output, args.mode, names)
+    print(f"wrote {args.output} ({n} {'moments' if suffix == '.png' else 'frames'})")
+    return 0
+
+
 def _check(args: argparse.Namespace) -> int:
     pipeline = _load(args)
     pipeline.check()
     print(f"{args.graph}: ok ({len(pipeline.spec.stages)} stages, {len(pipeline.spec.edges)} edges)")
+    if args.draw:
+        from .drawing import as_svg, as_text
+
+        check_writable(Path(args.draw).resolve().parent)
+        print(as_text(pipeline))
+        picture = PartialFile(args.draw)
+        picture.write_text(as_svg(pipeline))
+        picture.close(ok=True)
+        print(f"wrote {args.draw}")
     return 0
 
 
@@ -213,13 +345,9 @@ def _eval(args: argparse.Namespace) -> int:
         return _eval_methods(args)
     if not (args.reference and args.distorted):
         raise VflowError("eval: give --reference and --distorted, or --model/--graph to score methods")
-    graph = {"stages": {"ref": {"type": "decode", "params": {"path": args.reference, "deinterlace": "off"}},
-                        "dist": {"type": "decode", "params": {"path": args.distorted, "deinterlace": "off"}},
-                        "metrics": {"type": "metrics", "params": {"path": args.json, "ssim": not args.no_ssim}}},
-             "edges": ["ref.video -> metrics.reference", "dist.video -> metrics.distorted"]}
-    pipeline = Pipeline.load(graph)
-    pipeline.run()
-    s = pipeline.stage("metrics").summary()  # type: ignore[attr-defined]
+    from .report import reference_scores
+
+    s = reference_scores(args.reference, args.distorted, not args.no_ssim, args.json)
     ssim = f", SSIM {s['ssim_mean']:.4f}" if s["ssim_mean"] is not None else ""
     print(f"{s['frames']} frames: PSNR {s['psnr_mean']:.2f} dB{ssim}")
     return 0
@@ -309,7 +437,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _main(argv: Sequence[str] | None) -> int:
     args = _parser().parse_args(argv)
-    command = {"run": _run, "check": _check, "stages": _stages, "models": _models,
+    command = {"run": _run, "check": _check, "preview": _preview, "compare": _compare, "stages": _stages, "models": _models,
                "eval": _eval, "bench": _bench, "degrade": _degrade, "train": _train}[args.command]
     try:
         return command(args)

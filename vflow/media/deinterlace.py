@@ -12,9 +12,11 @@ from typing import Any, Iterable
 
 import av
 import av.filter
+import numpy as np
 
 DETECT_FRAMES = 32  # frames idet looks at when deciding
 UNTAGGED = 0.75     # share of them idet must call interlaced when the stream is not tagged so
+COMBED = 0.005      # and the median share of combed blocks it must show (combed_share)
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,21 @@ def _idet_counts(frame: av.VideoFrame | None, keys: tuple[str, ...]) -> dict[str
     return {k: int(float(meta.get(f"lavfi.idet.multiple.{k}", 0))) for k in keys}
 
 
+def combed_share(frame: av.VideoFrame, block: int = 16, ratio: float = 1.3, floor: float = 2.0) -> float:
+    """The share of a frame's textured blocks that look combed: their neighbouring lines differ ``ratio``
+    times more than lines two apart (the same field). Two fields of different moments comb wherever
+    something moved; a progressive frame almost never does, even where idet is fooled (a slow vertical pan
+    over a photo makes each frame's lines match the previous frame's other lines)."""
+    y = frame.to_ndarray(format="gray").astype(np.float32)
+    h, w = (y.shape[0] - 2) // block * block, y.shape[1] // block * block
+    if h <= 0 or w <= 0:
+        return 0.0
+    near = np.abs(y[:h, :w] - y[1:h + 1, :w]).reshape(h // block, block, w // block, block).mean((1, 3))
+    same = np.abs(y[:h, :w] - y[2:h + 2, :w]).reshape(h // block, block, w // block, block).mean((1, 3))
+    textured = same > floor
+    return float((textured & (near > ratio * same)).sum() / max(1, int(textured.sum())))
+
+
 def detect(stream: Any, frames: list[av.VideoFrame]) -> Detection:
     """Tagged field order, checked by idet's multi-frame combing counts on the first frames.
 
@@ -76,9 +93,11 @@ def detect(stream: Any, frames: list[av.VideoFrame]) -> Detection:
     counts = _idet_counts(out[-1] if out else None, ("tff", "bff", "progressive", "undetermined"))
     fields = counts["tff"] + counts["bff"]
     seen = fields + counts["progressive"] + counts["undetermined"]
-    # an untagged stream needs overwhelming combing: fine horizontal detail (a fence, a grainy slide) combs too
+    # an untagged stream needs overwhelming combing: fine horizontal detail (a fence, a grainy slide) combs too,
+    # and combing seen in the frames themselves (a slow vertical pan fools idet)
     clear = (fields > counts["progressive"] if tagged
-             else fields >= UNTAGGED * seen and fields > 3 * counts["progressive"])
+             else fields >= UNTAGGED * seen and fields > 3 * counts["progressive"]
+             and float(np.median([combed_share(f) for f in frames])) >= COMBED)
     if clear and fields >= 2:
         return Detection(True, "tff" if counts["tff"] >= counts["bff"] else "bff", tagged, counts)
     if counts["progressive"] >= 2 and counts["progressive"] > 2 * fields:
@@ -97,6 +116,7 @@ class CombingWatch:
         self._graph, self._src, self._sink, _ = _run(stream, [("idet", "")], ())
         self.window, self.step, self._seen = window, step, 0
         self._history: list[dict[str, int]] = [dict.fromkeys(self.KEYS, 0)]
+        self._combed: list[float] = []  # combed_share of one frame per step, over the window
 
     def push(self, frame: av.VideoFrame) -> str | None:
         """``tff``/``bff`` once combing is clear in the last frames pushed, else None."""
@@ -107,10 +127,11 @@ class CombingWatch:
             return None
         counts = _idet_counts(out[-1], self.KEYS)
         self._history = [*self._history, counts][-(self.window // self.step + 1):]
+        self._combed = [*self._combed, combed_share(frame)][-(self.window // self.step):]
         delta = {k: counts[k] - self._history[0][k] for k in self.KEYS}
         fields = delta["tff"] + delta["bff"]
         if len(self._history) * self.step > self.window and fields >= self.window // 2 \
-                and fields > 2 * delta["progressive"]:
+                and fields > 2 * delta["progressive"] and float(np.median(self._combed)) >= COMBED:
             return "tff" if delta["tff"] >= delta["bff"] else "bff"
         return None
 

@@ -42,20 +42,43 @@ def _eta(s: StageStats, frames: int, fps: float) -> str:
     return time.strftime("%H:%M:%S", time.gmtime(left))
 
 
-class LiveView:
-    """Refreshed from the runner's main-thread tick; ``close`` prints the summary and the run's warnings."""
+def _clock(seconds: float) -> str:
+    return time.strftime("%H:%M:%S", time.gmtime(max(0.0, seconds)))
 
-    def __init__(self, stats: list[StageStats], warnings: list[str] | None = None, console: Console | None = None):
+
+def total_line(stats: list[StageStats], elapsed: float) -> str:
+    """The whole run in one line: frames through the last stage of N (the decoder's count), fps, elapsed, ETA."""
+    if not stats:
+        return "no stages"
+    expected = next((s.expected_frames for s in stats if s.expected_frames), None)
+    done = max(stats[-1].frames_in, stats[-1].frames_out)
+    fps = done / elapsed if elapsed > 0 else 0.0
+    of = f"/{expected}" if expected else ""
+    share = f" ({100 * done / expected:.0f} %)" if expected else ""
+    eta = f", ETA {_clock((expected - done) / fps)}" if expected and fps > 0 and done < expected else ""
+    return f"{done}{of} frames{share}, {fps:.1f} fps, elapsed {_clock(elapsed)}{eta}"
+
+
+class LiveView:
+    """Refreshed from the runner's main-thread tick; ``close`` prints the summary and the run's warnings.
+    On a terminal: a live table, a line per stage, under the run's total line. Elsewhere (a log file, a
+    pipe): the total line every ``log_every`` seconds, plain text, no escape codes."""
+
+    def __init__(self, stats: list[StageStats], warnings: list[str] | None = None, console: Console | None = None,
+                 log_every: float = 5.0):
         self.stats = stats
         self.warnings = warnings if warnings is not None else []
         self.console = console or Console(stderr=True)
         self.t0 = time.perf_counter()
-        self.live = Live(self._render(False), console=self.console, refresh_per_second=4, transient=True)
+        self.log_every, self._logged = log_every, self.t0
+        self.live = Live(self._render(False), console=self.console, refresh_per_second=4, transient=True) \
+            if self.console.is_terminal else None
 
     def _render(self, final: bool, failed: bool = False) -> Group:
         elapsed = time.perf_counter() - self.t0
         state = ("stopped after" if failed else "done in") if final else "running"
-        table = _table(self.stats, elapsed, f"vflow {state} {elapsed:.1f} s", final)
+        table = _table(self.stats, elapsed, f"vflow {state} {elapsed:.1f} s: {total_line(self.stats, elapsed)}",
+                       final)
         shown = self.warnings if final else self.warnings[-3:]
         lines = [Text(f"warning: {w}", style="yellow") for w in shown]
         if not final and len(self.warnings) > len(shown):
@@ -63,14 +86,20 @@ class LiveView:
         return Group(table, *lines)
 
     def __enter__(self) -> "LiveView":
-        self.live.__enter__()
+        if self.live is not None:
+            self.live.__enter__()
         return self
 
     def tick(self) -> None:
-        self.live.update(self._render(False))
+        if self.live is not None:
+            self.live.update(self._render(False))
+        elif (now := time.perf_counter()) - self._logged >= self.log_every:
+            self._logged = now
+            self.console.print(f"vflow: {total_line(self.stats, now - self.t0)}", markup=False, highlight=False)
 
     def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
-        self.live.__exit__(None, None, None)
+        if self.live is not None:
+            self.live.__exit__(None, None, None)
         self.console.print(self._render(True, failed=exc_type is not None))
 
 
