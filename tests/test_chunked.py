@@ -183,13 +183,21 @@ def test_trim_keeps_its_time_range() -> None:
 
 # -- the chunks backend against a streaming run ----------------------------------------------------------
 def chunked(graph: str, src: Path, out: Path, seconds: float, workers: int = 2, backend: str = "chunks",
-            **variables: str) -> dict:
-    pipeline = vflow.Pipeline.load(graph, input=src, output=out, **variables)
+            sets: tuple[str, ...] = ()) -> dict:
+    pipeline = vflow.Pipeline.load(graph, input=src, output=out)
+    for s in sets:
+        pipeline.set(s)
     return run_chunked(pipeline, Options(backend, seconds, workers=workers), warn=lambda m: None)
 
 
-def streamed(graph: str, src: Path, out: Path) -> None:
-    vflow.Pipeline.load(graph, input=src, output=out).run()
+def streamed(graph: str, src: Path, out: Path, sets: tuple[str, ...] = ()) -> None:
+    pipeline = vflow.Pipeline.load(graph, input=src, output=out)
+    for s in sets:
+        pipeline.set(s)
+    pipeline.run()
+
+
+INTO_FFV1 = ("encode.codec=ffv1", "encode.crf=null", "encode.preset=null")  # the shipped copy graph, lossless
 
 
 REAL_CLIPS = ["clean_scenecut_tears_of_steel_640x360.mp4", "oldfilm_steamboat_willie_part1_audio.mp4"]
@@ -198,8 +206,8 @@ REAL_CLIPS = ["clean_scenecut_tears_of_steel_640x360.mp4", "oldfilm_steamboat_wi
 @pytest.mark.parametrize("name", REAL_CLIPS)
 def test_chunked_copy_is_frame_exact_on_real_clips(data_dir: Path, tmp_path: Path, name: str) -> None:
     src = VIDEO_DIR / name
-    streamed(FFV1_COPY, src, tmp_path / "stream.mkv")
-    report = chunked(FFV1_COPY, src, tmp_path / "chunks.mkv", seconds=3.0)
+    streamed("copy", src, tmp_path / "stream.mkv", INTO_FFV1)
+    report = chunked("copy", src, tmp_path / "chunks.mkv", seconds=3.0, sets=INTO_FFV1)
     assert report["chunks"]["total"] >= 3 and report["chunks"]["run"] == report["chunks"]["total"]
     a, b = media(tmp_path / "stream.mkv"), media(tmp_path / "chunks.mkv")
     assert len(b[0]) == len(a[0]) == report["frames"]
@@ -221,18 +229,11 @@ def test_chunked_mp4_keeps_the_stream_runs_timestamps(tmp_path: Path) -> None:
 
 def test_chunked_restore_classic_is_close_to_the_stream_run(tmp_path: Path) -> None:
     src = Path(vflow.__file__).parent / "data" / "sample.mp4"  # real film with its sound: audio_clean runs too
-    graph = "restore_classic"
-    sets = ["encode.codec=ffv1", "encode.crf=null", "encode.preset=null"]
+    streamed("restore_classic", src, tmp_path / "stream.mkv", INTO_FFV1)
+    report = chunked("restore_classic", src, tmp_path / "chunks.mkv", seconds=1.5, sets=INTO_FFV1)
+    assert report["chunks"]["total"] >= 3
     outs = {}
     for how in ("stream", "chunks"):
-        p = vflow.Pipeline.load(graph, input=src, output=tmp_path / f"{how}.mkv")
-        for s in sets:
-            p.set(s)
-        if how == "stream":
-            p.run()
-        else:
-            report = run_chunked(p, Options("chunks", 1.5, workers=2), warn=lambda m: None)
-            assert report["chunks"]["total"] >= 3
         with av.open(str(tmp_path / f"{how}.mkv")) as c:
             outs[how] = np.stack([f.to_ndarray(format="rgb24") for f in c.decode(video=0)]).astype(np.float64)
     assert outs["stream"].shape == outs["chunks"].shape
@@ -391,8 +392,8 @@ def test_cli_refuses_bad_chunk_options(tmp_path: Path, clip: Path) -> None:
 def test_ray_backend_on_a_local_two_cpu_cluster_is_frame_exact(data_dir: Path, tmp_path: Path) -> None:
     pytest.importorskip("ray")
     src = VIDEO_DIR / "oldfilm_steamboat_willie_part1_audio.mp4"
-    streamed(FFV1_COPY, src, tmp_path / "stream.mkv")
-    report = chunked(FFV1_COPY, src, tmp_path / "ray.mkv", seconds=4.0, workers=2, backend="ray")
+    streamed("copy", src, tmp_path / "stream.mkv", INTO_FFV1)
+    report = chunked("copy", src, tmp_path / "ray.mkv", seconds=4.0, workers=2, backend="ray", sets=INTO_FFV1)
     assert report["backend"] == "ray" and report["chunks"]["total"] >= 3
     assert media(tmp_path / "ray.mkv") == media(tmp_path / "stream.mkv")
 

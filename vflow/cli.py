@@ -187,7 +187,8 @@ def _run_folder(args: argparse.Namespace) -> int:
     check_writable(out_dir)
     items = plan_folder(Path(args.input), out_dir, args.recursive)
     if not items:
-        raise VflowError(f"no video file in '{args.input}'" + ("" if args.recursive else " (--recursive for subfolders)"))
+        raise VflowError(f"-i '{args.input}' is a folder, and there is no video file in it"
+                         + ("" if args.recursive else " (--recursive for subfolders)"))
     index = out_dir / "index.html"
     console = Console(stderr=True)
     for n, item in enumerate(items, 1):

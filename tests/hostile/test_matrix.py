@@ -357,7 +357,8 @@ CASES: dict[str, Case] = {
     "crf-out-of-range": Case(run(COPY, "--set", "encode.crf=99", frames=4), code=2, error=("crf", "99")),
     # bad files and places
     **{f"input-{k}": Case(input_kind(k), code=2, error=("stage 'decode'",))
-       for k in ("empty", "text", "dir", "missing", "audio")},
+       for k in ("empty", "text", "missing", "audio")},
+    "input-dir": Case(input_kind("dir"), code=2, error=("is a folder", "no video file in", "folder.mp4")),
     **{f"output-{k}": Case(output_kind(k), code=2, error=("stage 'encode'",)) for k in ("dir", "ext", "under-file")},
     "odd-size-yuv420p": Case(run(COPY, frames=4, size=(63, 47), pix_fmt="yuv444p"), code=2, error=("63x47",)),
 }
