@@ -61,15 +61,19 @@ def _shots_from_keyframes(path: str) -> list[tuple[float, float]]:
     return list(zip(bounds[:-1], bounds[1:]))
 
 
-def longest_shot(path: str) -> tuple[float, float]:
-    """The longest shot's start and end, in seconds."""
+def shots(path: str) -> list[tuple[float, float]]:
+    """Each shot's start and end, in seconds (frame by frame up to a minute, from keyframes beyond)."""
     if _duration(path) <= FULL_SCAN_S:
         s = scan(path)
         firsts = [0, *s.cuts, len(s.times) - 1]
-        shots = [(s.times[a], s.times[b]) for a, b in zip(firsts[:-1], firsts[1:])]
-    else:
-        shots = _shots_from_keyframes(path)
-    return max(shots, key=lambda ab: ab[1] - ab[0]) if shots else (0.0, _duration(path))
+        return [(s.times[a], s.times[b]) for a, b in zip(firsts[:-1], firsts[1:])]
+    return _shots_from_keyframes(path)
+
+
+def longest_shot(path: str) -> tuple[float, float]:
+    """The longest shot's start and end, in seconds."""
+    found = shots(path)
+    return max(found, key=lambda ab: ab[1] - ab[0]) if found else (0.0, _duration(path))
 
 
 def preview(pipeline: Pipeline, out_dir: Path, seconds: float = 3.0, at: float | None = None,
@@ -103,4 +107,4 @@ def preview(pipeline: Pipeline, out_dir: Path, seconds: float = 3.0, at: float |
     return Preview(at, at + seconds, frames, out_dir / "preview.mp4", out_dir / "preview.png")
 
 
-__all__ = ["Preview", "longest_shot", "preview"]
+__all__ = ["Preview", "longest_shot", "preview", "shots"]

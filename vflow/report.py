@@ -114,15 +114,27 @@ def frame_at(path: str | Path, seconds: float) -> tuple[float, np.ndarray] | Non
         return last
 
 
+def moments(path: str | Path, n: int) -> list[float]:
+    """The middles of the ``n`` longest shots of ``path``, in time order (a few scenes, not a few seconds);
+    with fewer shots, moments spread over the whole file make up the number."""
+    from .preview import shots
+
+    found = shots(str(path))
+    picked = [(a + b) / 2 for a, b in sorted(found, key=lambda ab: ab[1] - ab[0], reverse=True)[:n]]
+    if found:
+        start, end = found[0][0], found[-1][1]
+        spread = [start + (end - start) * (k + 0.5) / n for k in range(n)]
+        for t in sorted(spread, key=lambda s: -min(abs(s - p) for p in picked)):
+            if len(picked) >= n:
+                break
+            picked.append(t)
+    return sorted(picked)
+
+
 def stills(before: str | Path, after: str | Path, n: int = 3) -> list[tuple[float, bytes, bytes]]:
-    """``n`` moments spread over the output, each as the input's and the output's frame at that time."""
-    with av.open(str(after)) as c:
-        v = c.streams.video[0]
-        start = float(v.start_time * v.time_base) if v.start_time is not None else 0.0
-        length = c.duration / 1e6 if c.duration else 0.0
+    """The middle of each of the ``n`` longest shots, as the input's and the output's frame at that time."""
     out = []
-    for k in range(n):
-        want = start + length * (k + 0.5) / n
+    for want in moments(after, n):
         a, b = frame_at(after, want), None
         if a is not None:
             b = frame_at(before, a[0])
