@@ -1,11 +1,13 @@
 """Soak: a long generated clip through a graph, memory read from the run report's own samples.
 
-    python bench/soak.py [--minutes 30] [--graph restore_classic] [--workdir DIR]
+    python bench/soak.py [--minutes 30] [--graph restore_classic] [--workdir DIR] [--summary-only]
 
 The clip is the bundled sample (Steamboat Willie, 288x240, with its sound) played over and over for
 ``--minutes`` (x264, AAC; timestamps continue), so the graph sees real film, real cuts and real sound for
 the whole length. ``vflow run GRAPH --report`` writes the page; its embedded samples give the resident
-memory every half second. The table: RSS at points through the run and the slope over its second half.
+memory every half second. The table: the median and the largest RSS in each tenth of the run, and the
+slope between 10 % and 90 % (the first tenth warms the allocator up, the last one flushes the windows).
+``--summary-only`` reads an earlier run's files in ``--workdir`` again.
 """
 
 from __future__ import annotations
@@ -53,13 +55,34 @@ def make_clip(path: Path, minutes: float) -> int:
     return loops * len(frames)
 
 
+def summary(work: Path, graph: str, wall: float | None) -> None:
+    page = (work / "soak.html").read_text()
+    data = json.loads(re.search(r'<script type="application/json" id="vflow-report">(.*?)</script>', page,
+                                re.S).group(1).replace("<\\/", "</"))
+    t, rss = np.array(data["samples"]["t"]), np.array(data["samples"]["rss"]) / 2**20
+    frames = json.loads((work / "soak.json").read_text())["stages"]["encode"]["frames_in"]
+    wall = wall or float(t[-1])
+    print(f"\n{graph}: {frames} frames in {wall:.0f} s ({frames / wall:.1f} fps), {len(t)} memory samples\n")
+    tenths = [slice(len(t) * k // 10, len(t) * (k + 1) // 10) for k in range(10)]
+    print("| RSS (MiB), tenth of the run | " + " | ".join(str(k + 1) for k in range(10)) + " |\n|---|" + "---:|" * 10)
+    print("| median | " + " | ".join(f"{np.median(rss[s]):.0f}" for s in tenths) + " |")
+    print("| largest | " + " | ".join(f"{rss[s].max():.0f}" for s in tenths) + " |")
+    middle = (t >= t[-1] * 0.1) & (t <= t[-1] * 0.9)
+    slope = np.polyfit(t[middle] / 3600, rss[middle], 1)[0]
+    print(f"\nslope from 10 % to 90 % of the run: {slope:+.1f} MiB per hour")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--minutes", type=float, default=30.0)
     ap.add_argument("--graph", default="restore_classic")
     ap.add_argument("--workdir", type=Path)
+    ap.add_argument("--summary-only", action="store_true")
     args = ap.parse_args()
     work = args.workdir or Path(tempfile.mkdtemp(prefix="vflow-soak-"))
+    if args.summary_only:
+        summary(work, args.graph, None)
+        return
     work.mkdir(parents=True, exist_ok=True)
     clip = work / "soak.mp4"
     t0 = time.perf_counter()
@@ -68,20 +91,7 @@ def main() -> None:
     t0 = time.perf_counter()
     subprocess.run([sys.executable, "-m", "vflow", "run", args.graph, "-i", str(clip), "-o", str(work / "out.mp4"),
                     "-q", "--report", str(work / "soak.html"), "--json", str(work / "soak.json")], check=True)
-    wall = time.perf_counter() - t0
-    page = (work / "soak.html").read_text()
-    data = json.loads(re.search(r'<script type="application/json" id="vflow-report">(.*?)</script>', page,
-                                re.S).group(1).replace("<\\/", "</"))
-    t, rss = np.array(data["samples"]["t"]), np.array(data["samples"]["rss"]) / 2**20
-    report = json.loads((work / "soak.json").read_text())
-    out_frames = report["stages"]["encode"]["frames_in"]
-    print(f"\n{args.graph}: {out_frames} frames in {wall:.0f} s ({out_frames / wall:.1f} fps), {len(t)} memory samples\n")
-    print("| through the run | 1 % | 10 % | 25 % | 50 % | 75 % | 90 % | 100 % | peak |\n|---|" + "---:|" * 8)
-    points = [rss[min(len(rss) - 1, int(q * (len(rss) - 1)))] for q in (0.01, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0)]
-    print("| RSS (MiB) | " + " | ".join(f"{p:.0f}" for p in points) + f" | {rss.max():.0f} |")
-    half = t >= t[-1] / 2
-    slope = np.polyfit(t[half] / 3600, rss[half], 1)[0]
-    print(f"\nslope over the second half: {slope:+.1f} MiB per hour of run time")
+    summary(work, args.graph, time.perf_counter() - t0)
 
 
 if __name__ == "__main__":
