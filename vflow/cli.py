@@ -242,6 +242,9 @@ def _run_chunked(args: argparse.Namespace) -> int:
     pipeline = _load(args)
     if args.json:
         check_writable(Path(args.json).resolve().parent)
+    if args.report or args.reference:
+        print("vflow: --report and --reference are for streaming runs; a chunked run's figures go to --json",
+              file=sys.stderr)
     options = Options(args.backend, args.chunk_seconds, Path(args.work_dir) if args.work_dir else None,
                       args.workers, args.address, args.fresh)
     t0 = time.perf_counter()

@@ -49,7 +49,6 @@ class Chunk:
     decode_end: float | None
     border: str                # why it starts where it does: "start", "cut", "keyframe" or "frame"
     state: str = "pending"     # "pending" or "done"
-    attempts: int = 0
     wall_s: float = 0.0
 
     def to_dict(self) -> dict:
