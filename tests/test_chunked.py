@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -375,12 +376,15 @@ def test_cli_chunked_run_reports_its_chunks(tmp_path: Path, clip: Path) -> None:
     graph = tmp_path / "g.yaml"
     graph.write_text(FFV1_COPY)
     result = run_cli(["run", str(graph), "-i", str(clip), "-o", str(tmp_path / "o.mkv"), "--backend", "chunks",
-                      "--chunk-seconds", "0.2", "--workers", "2", "--json", str(tmp_path / "r.json")], timeout=120)
+                      "--chunk-seconds", "0.2", "--workers", "2", "--json", str(tmp_path / "r.json"),
+                      "--report", str(tmp_path / "r.html")], timeout=120)
     assert result.returncode == 0, result.stderr
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["chunks"] == {"total": 2, "reused": 0, "run": 2} and report["frames"] == 12
     assert report["stages"]["encode"]["frames_in"] == 12
     assert "12 frames in 2 chunks (0 reused, 2 run)" in result.stderr
+    page = (tmp_path / "r.html").read_text()  # the stages' figures summed over the chunks
+    assert re.search(r"<td>encode</td><td>encode</td><td class=n>12</td>", page) and "data:image/png" in page
 
 
 def test_cli_refuses_bad_chunk_options(tmp_path: Path, clip: Path) -> None:

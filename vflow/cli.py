@@ -217,7 +217,7 @@ def _run_folder(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def _write_report(args: argparse.Namespace, pipeline: Pipeline, report: Report, samples: Samples) -> None:
+def _write_report(args: argparse.Namespace, pipeline: Pipeline, report: Report, samples: Samples | None) -> None:
     from .report import reference_scores, render
 
     scores = None
@@ -240,11 +240,9 @@ def _run_chunked(args: argparse.Namespace) -> int:
     if args.chunk_seconds <= 0:
         raise VflowError(f"--chunk-seconds must be > 0 (got {args.chunk_seconds})")
     pipeline = _load(args)
-    if args.json:
-        check_writable(Path(args.json).resolve().parent)
-    if args.report or args.reference:
-        print("vflow: --report and --reference are for streaming runs; a chunked run's figures go to --json",
-              file=sys.stderr)
+    for path in (args.json, args.report):
+        if path:
+            check_writable(Path(path).resolve().parent)
     options = Options(args.backend, args.chunk_seconds, Path(args.work_dir) if args.work_dir else None,
                       args.workers, args.address, args.fresh)
     t0 = time.perf_counter()
@@ -268,6 +266,10 @@ def _run_chunked(args: argparse.Namespace) -> int:
         report_file.close(ok=True)
     if error is not None:
         raise error
+    if args.report:  # the stages' figures summed over the chunks; no plots over time (each chunk has its own)
+        from .pipeline.chunked import as_report
+
+        _write_report(args, pipeline, as_report(report), None)
     for warning in report["warnings"]:
         print(f"vflow: warning: {warning}", file=sys.stderr)
     if not args.quiet:

@@ -35,6 +35,7 @@ from .build import Pipeline
 from .chunkplan import Chunk, ChunkError, Scan, plan, scan
 from .errors import VflowError
 from .graph import EdgeSpec, Endpoint, GraphSpec, StageSpec
+from .runner import Report, StageStats
 
 MANIFEST = "manifest.json"
 MANIFEST_VERSION = 1
@@ -496,13 +497,22 @@ def _jobs(p: Prepared, manifest: dict[str, Any], chunks: list[Chunk], work: Path
 
 
 def _add_stats(total: dict[str, dict[str, Any]], stages: dict[str, dict[str, Any]]) -> None:
-    """Sum the per-chunk figures of each stage (frames, busy and wait times); keep the largest queue peak."""
+    """Sum the per-chunk figures of each stage (frames, busy, wait and wall times); keep the largest queue
+    peak."""
     for name, s in stages.items():
-        t = total.setdefault(name, {"name": name, "type_name": s["type_name"], "frames_in": 0, "frames_out": 0,
-                                    "busy_s": 0.0, "wait_s": 0.0, "peak_queue": 0})
-        for k in ("frames_in", "frames_out", "busy_s", "wait_s"):
+        t = total.setdefault(name, {"name": name, "type_name": s["type_name"], "queue_size": s["queue_size"],
+                                    "frames_in": 0, "frames_out": 0, "busy_s": 0.0, "wait_s": 0.0, "wall_s": 0.0,
+                                    "peak_queue": 0})
+        for k in ("frames_in", "frames_out", "busy_s", "wait_s", "wall_s"):
             t[k] += s[k]
         t["peak_queue"] = max(t["peak_queue"], s["peak_queue"])
 
 
-__all__ = ["Chunk", "ChunkError", "Options", "Progress", "Scan", "plan", "prepare", "run_chunked", "scan"]
+def as_report(figures: dict[str, Any]) -> Report:
+    """A chunked run's figures as a Report (each stage's summed over its chunks), for the HTML report."""
+    stages = {n: StageStats(**{**s, "state": "done"}) for n, s in figures["stages"].items()}
+    return Report(figures["ok"], figures["wall_s"], stages, figures["error"], list(figures["warnings"]))
+
+
+__all__ = ["Chunk", "ChunkError", "Options", "Progress", "Scan", "as_report", "plan", "prepare", "run_chunked",
+           "scan"]
