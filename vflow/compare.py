@@ -173,9 +173,11 @@ def contact_sheet(a: str | Path, b: str | Path, out: str | Path, frames: int = 4
         raise MediaError(f"no frame of '{b}' has a frame of '{a}' at its time: are they the same footage?")
     target = PartialFile(out)
     target.partial.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(stack(rows)).save(target.partial, format="PNG")
-    target.ready()
-    target.close(ok=True)
+    try:
+        Image.fromarray(stack(rows)).save(target.partial, format="PNG")
+        target.ready()
+    finally:
+        target.close(ok=True)  # renamed only when ready, removed otherwise
     return len(rows)
 
 
