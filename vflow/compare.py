@@ -14,14 +14,14 @@ from typing import Iterator, Literal
 
 import av
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
-
+from .media.images import label, write_png
 from .media.probe import MediaError, open_input
+from .media.timestamps import within
 from .pipeline.outputs import PartialFile
 
 Mode = Literal["side", "wipe", "diff"]
 CROP, ZOOM, CROPS = 64, 3, 2   # crop side in the larger frame's pixels, its magnification, crops per moment
-LABEL_SIZE = 14
+LABEL_SIZE = 14  # label's default font size
 MS = Fraction(1, 1000)
 
 
@@ -40,7 +40,7 @@ def timed_frames(path: str | Path, start: float | None = None, end: float | None
             t = float(frame.pts * frame.time_base)
             if end is not None and t >= end:
                 return
-            if start is None or t >= start:
+            if within(t, start, end):
                 yield t, frame.to_ndarray(format="rgb24")
     finally:
         container.close()
@@ -78,17 +78,6 @@ def same_size(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     a, b = resize(a, h), resize(b, h)
     w = min(a.shape[1], b.shape[1])
     return a[:, :w], b[:, :w]
-
-
-def label(image: np.ndarray, text: str, x: int = 6, y: int = 6) -> np.ndarray:
-    """``text`` written on a dark band at (x, y)."""
-    picture = Image.fromarray(image)
-    draw = ImageDraw.Draw(picture)
-    font = ImageFont.load_default(LABEL_SIZE)
-    box = draw.textbbox((x, y), text, font=font)
-    draw.rectangle((box[0] - 4, box[1] - 3, box[2] + 4, box[3] + 3), fill=(30, 30, 30), outline=(220, 220, 220))
-    draw.text((x, y), text, fill=(255, 255, 255), font=font)
-    return np.asarray(picture)
 
 
 def compose(a: np.ndarray, b: np.ndarray, mode: Mode, names: tuple[str, str]) -> np.ndarray:
@@ -171,13 +160,7 @@ def contact_sheet(a: str | Path, b: str | Path, out: str | Path, frames: int = 4
     rows = [sheet_row(fa, fb, t, mode, names) for t, fa, fb in matched(a, b, start, end) if t in want]
     if not rows:
         raise MediaError(f"no frame of '{b}' has a frame of '{a}' at its time: are they the same footage?")
-    target = PartialFile(out)
-    target.partial.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        Image.fromarray(stack(rows)).save(target.partial, format="PNG")
-        target.ready()
-    finally:
-        target.close(ok=True)  # renamed only when ready, removed otherwise
+    write_png(out, stack(rows), "contact sheet")
     return len(rows)
 
 

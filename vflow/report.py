@@ -11,15 +11,15 @@ from __future__ import annotations
 import base64
 import json
 import time
-from fractions import Fraction
 from html import escape
 from pathlib import Path
 from typing import Any
 
 import av
-import numpy as np
 
+from .compare import timed_frames
 from .drawing import as_svg
+from .media.images import png_bytes
 from .pipeline import Pipeline, Report
 from .pipeline.sampling import Samples
 
@@ -45,15 +45,6 @@ def reference_scores(reference: str | Path, distorted: str | Path, ssim: bool = 
     pipeline = Pipeline.load(graph)
     pipeline.run()
     return pipeline.stage("metrics").summary()  # type: ignore[attr-defined]
-
-
-def png(rgb: np.ndarray) -> bytes:
-    """An RGB image as PNG bytes (FFmpeg's encoder, through PyAV)."""
-    frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
-    codec = av.CodecContext.create("png", "w")
-    codec.width, codec.height, codec.pix_fmt = frame.width, frame.height, "rgb24"
-    codec.time_base = Fraction(1, 25)
-    return b"".join(bytes(p) for p in [*codec.encode(frame), *codec.encode(None)])
 
 
 def data_uri(data: bytes, mime: str = "image/png") -> str:
@@ -97,23 +88,6 @@ def colour_names(matrix: int, rng: int, primaries: int, transfer: int) -> str:
             f"primaries {name(_PRIMARIES, primaries)}, transfer {name(_TRANSFER, transfer)}")
 
 
-def frame_at(path: str | Path, seconds: float) -> tuple[float, np.ndarray] | None:
-    """The first frame at or after ``seconds`` (decoding from the keyframe before it), as RGB."""
-    with av.open(str(path)) as c:
-        v = c.streams.video[0]
-        if seconds > 1:
-            c.seek(int((seconds - 1) / v.time_base), stream=v, backward=True)
-        last = None
-        for f in c.decode(v):
-            if f.pts is None:
-                continue
-            t = float(f.pts * f.time_base)
-            last = (t, f.to_ndarray(format="rgb24"))
-            if t >= seconds:
-                return last
-        return last
-
-
 def moments(path: str | Path, n: int) -> list[float]:
     """The middles of the ``n`` longest shots of ``path``, in time order (a few scenes, not a few seconds);
     with fewer shots, moments spread over the whole file make up the number."""
@@ -135,11 +109,10 @@ def stills(before: str | Path, after: str | Path, n: int = 3) -> list[tuple[floa
     """The middle of each of the ``n`` longest shots, as the input's and the output's frame at that time."""
     out = []
     for want in moments(after, n):
-        a, b = frame_at(after, want), None
-        if a is not None:
-            b = frame_at(before, a[0])
+        a = next(timed_frames(after, want), None)
+        b = next(timed_frames(before, a[0]), None) if a is not None else None
         if a is not None and b is not None:
-            out.append((a[0], png(b[1]), png(a[1])))
+            out.append((a[0], png_bytes(b[1]), png_bytes(a[1])))
     return out
 
 

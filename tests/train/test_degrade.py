@@ -19,7 +19,8 @@ from vflow.train import OPERATORS, DegradeConfig, degrade, families, pan_zoom_cl
 from vflow.train import codec
 from vflow.train.blur import filter2d, gaussian, kernels
 from vflow.train.degrade import Codec
-from vflow.train.preview import GAP, LABEL, write_png
+from vflow.media.images import write_png
+from vflow.train.preview import GAP, LABEL
 
 
 def moving(b: int = 2, t: int = 4, h: int = 64, w: int = 64) -> torch.Tensor:

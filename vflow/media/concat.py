@@ -16,15 +16,7 @@ from typing import Any, Iterator
 import av
 
 from ..pipeline.outputs import PartialFile
-from .probe import MediaError
-
-FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm", ".avi": "avi",
-           ".nut": "nut", ".ts": "mpegts"}
-
-
-def container_format(path: str | Path) -> str | None:
-    """The muxer for an output name's extension (None: not one vflow writes)."""
-    return FORMATS.get(Path(path).suffix.lower())
+from .probe import OUTPUT_FORMATS, MediaError
 
 
 def join(segments: list[Path], audio: Path | None, output: Path) -> None:
@@ -37,7 +29,7 @@ def join(segments: list[Path], audio: Path | None, output: Path) -> None:
     try:
         template = first.streams.video[0]
         audio_streams = list(sound.streams.audio) if sound is not None else []
-        fmt = container_format(output)
+        fmt = OUTPUT_FORMATS.get(output.suffix.lower())
         options = {}
         if fmt in ("mp4", "mov"):  # exact start times, as the encoder set them for one run
             scale = Fraction(template.time_base).denominator

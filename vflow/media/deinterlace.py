@@ -116,7 +116,7 @@ class CombingWatch:
         self._graph, self._src, self._sink, _ = _run(stream, [("idet", "")], ())
         self.window, self.step, self._seen = window, step, 0
         self._history: list[dict[str, int]] = [dict.fromkeys(self.KEYS, 0)]
-        self._combed: list[float] = []  # combed_share of one frame per step, over the window
+        self._sampled: list[av.VideoFrame] = []  # one frame per step over the window, measured only when idet fires
 
     def push(self, frame: av.VideoFrame) -> str | None:
         """``tff``/``bff`` once combing is clear in the last frames pushed, else None."""
@@ -127,11 +127,12 @@ class CombingWatch:
             return None
         counts = _idet_counts(out[-1], self.KEYS)
         self._history = [*self._history, counts][-(self.window // self.step + 1):]
-        self._combed = [*self._combed, combed_share(frame)][-(self.window // self.step):]
+        self._sampled = [*self._sampled, frame][-(self.window // self.step):]
         delta = {k: counts[k] - self._history[0][k] for k in self.KEYS}
         fields = delta["tff"] + delta["bff"]
         if len(self._history) * self.step > self.window and fields >= self.window // 2 \
-                and fields > 2 * delta["progressive"] and float(np.median(self._combed)) >= COMBED:
+                and fields > 2 * delta["progressive"] \
+                and float(np.median([combed_share(f) for f in self._sampled])) >= COMBED:
             return "tff" if delta["tff"] >= delta["bff"] else "bff"
         return None
 

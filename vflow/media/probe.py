@@ -12,6 +12,11 @@ from ..pipeline.errors import VflowError
 from .color import color_of, to_rgb
 
 
+
+# output name extension -> the muxer vflow writes it with (encode, and the chunked runs' join)
+OUTPUT_FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm", ".avi": "avi",
+                  ".nut": "nut", ".ts": "mpegts"}
+
 class MediaError(VflowError):
     """A file that cannot be read or written as media."""
 

@@ -60,3 +60,8 @@ class Monotonic:
     def summary(self) -> list[str]:
         more = self.count - len(self.repairs)
         return self.repairs + ([f"{self.what}: {more} more timestamp repair(s)"] if more > 0 else [])
+
+
+def within(t: float, start: float | None, end: float | None) -> bool:
+    """``start <= t < end`` in seconds, either bound None for none (decode's and compare's time ranges)."""
+    return (start is None or t >= start) and (end is None or t < end)

@@ -33,7 +33,6 @@ from typing import Any, Callable, Iterable
 
 from .build import Pipeline
 from .chunkplan import Chunk, ChunkError, Scan, plan, scan
-from .errors import VflowError
 from .graph import EdgeSpec, Endpoint, GraphSpec, StageSpec
 from .runner import Report, StageStats
 

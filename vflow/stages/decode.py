@@ -13,7 +13,7 @@ import torch
 from ..media.color import color_of, to_rgb
 from ..media.deinterlace import DETECT_FRAMES, CombingWatch, Deinterlacer, Detection, detect
 from ..media.probe import MediaError, expected_frames, frame_rate, open_input
-from ..media.timestamps import SHOWN, Monotonic
+from ..media.timestamps import SHOWN, Monotonic, within
 from ..pipeline.frames import AudioChunk, AudioInfo, FrameBatch, VideoInfo
 from ..pipeline.registry import stage
 from ..pipeline.runner import FrameCountError
@@ -195,7 +195,7 @@ class Decode(Stage):
                 raise _SeekMissed
         if self.end is not None and t >= self.end:
             raise _PastEnd
-        return self.start is None or t >= self.start
+        return within(t, self.start, None)
 
     def _first_frames(self, n: int) -> list[av.VideoFrame]:
         """Up to ``n`` frames from the run's decoded-frame iterator; they are emitted first, later."""
@@ -260,8 +260,7 @@ class Decode(Stage):
     def _audio_in_range(self, packet: av.Packet) -> bool:
         if not self._ranged or packet.pts is None or not packet.time_base:
             return True
-        t = float(packet.pts * packet.time_base)
-        return (self.start is None or self.start <= t) and (self.end is None or t < self.end)
+        return within(float(packet.pts * packet.time_base), self.start, self.end)
 
     def _repair_audio(self, packet: av.Packet) -> None:
         fix = self._audio_pts[packet.stream.index]

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..media.audio import EncoderInput, decoder_for, encoder_rate, ordered, silent_frame
 from ..media.color import PLANAR, from_rgb
-from ..media.probe import MediaError
+from ..media.probe import OUTPUT_FORMATS, MediaError
 from ..pipeline.frames import AudioChunk, AudioInfo, ColorInfo, FrameBatch, VideoInfo
 from ..pipeline.outputs import PartialFile, check_writable
 from ..pipeline.registry import stage
@@ -29,8 +29,6 @@ _CODECS: dict[str, tuple[int | None, str | None, str, dict[str, str]]] = {
     "ffv1": (None, None, "bgr0", {"level": "3", "slicecrc": "1"}),  # ffv1 takes no 8-bit gbrp
     "prores_ks": (None, None, "yuv422p10le", {"profile": "3"}),
 }
-_FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm", ".avi": "avi",
-            ".nut": "nut", ".ts": "mpegts"}
 _FIELD_ORDERS = {"tff": 2, "bff": 3, "tb": 4, "bt": 5}  # AVFieldOrder
 _INTERLACED_FLAGS = 0x40000 | 0x20000000  # AV_CODEC_FLAG_INTERLACED_DCT | AV_CODEC_FLAG_INTERLACED_ME
 # the smallest frames an encoder takes: libx265 (PyAV's FFmpeg) corrupts its heap below 64x64 (42x18, 300x17,
@@ -91,10 +89,10 @@ class Encode(Stage):
 
     # -- build time ----------------------------------------------------------------------------
     def setup(self, ctx: StageContext) -> None:
-        self.format = _FORMATS.get(self.path.suffix.lower())
+        self.format = OUTPUT_FORMATS.get(self.path.suffix.lower())
         if self.format is None:
             raise MediaError(f"output '{self.path}': unknown container extension '{self.path.suffix}'; "
-                             f"use one of {', '.join(_FORMATS)}")
+                             f"use one of {', '.join(OUTPUT_FORMATS)}")
         if self.path.is_dir():
             raise MediaError(f"output '{self.path}' is a directory")
         check_writable(self.path.parent)

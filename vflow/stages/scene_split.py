@@ -44,8 +44,7 @@ class SceneSplit(Stage):
 
     def context(self) -> tuple[int, int]:
         """A cut is decided from ``window`` frames each side and the median of the ``history`` differences before."""
-        d = SceneDetector()
-        return d.history + d.window, d.window
+        return self.detector.history + self.detector.window, self.detector.window
 
     def setup(self, ctx: StageContext) -> None:
         self.detector = SceneDetector(min_scene_len=self.min_scene_len, min_score=self.min_score,

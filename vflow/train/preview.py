@@ -14,38 +14,12 @@ import torch
 import torch.nn.functional as F
 
 from ..media.color import color_of, to_rgb
+from ..media.images import label, write_png
 from ..media.probe import MediaError, open_input
-from ..pipeline.outputs import PartialFile, check_not_inputs, check_writable
+from ..pipeline.outputs import check_not_inputs, check_writable
 from .degrade import FAMILIES, Fired, degrade, pan_zoom_clip
 
 GAP, LABEL = 4, 16          # px between cells; height of the label strip
-_FONT = {  # 3x5 capitals, rows top to bottom
-    "A": ".#. #.# ### #.# #.#", "B": "##. #.# ##. #.# ##.", "C": "### #.. #.. #.. ###", "E": "### #.. ##. #.. ###",
-    "F": "### #.. ##. #.. #..", "H": "#.# #.# ### #.# #.#", "I": "### .#. .#. .#. ###", "L": "#.. #.. #.. #.. ###",
-    "M": "#.# ### ### #.# #.#", "N": "##. #.# #.# #.# #.#", "O": "### #.# #.# #.# ###", "P": "##. #.# ##. #.. #..",
-    "R": "##. #.# ##. #.# #.#", "S": "### #.. ### ..# ###", "T": "### .#. .#. .#. .#.", "U": "#.# #.# #.# #.# ###",
-    "V": "#.# #.# #.# #.# .#.", "1": ".#. ##. .#. .#. ###", "+": "... .#. ### .#. ...", "-": "... ... ### ... ...",
-}
-
-
-def _glyph(ch: str) -> np.ndarray:
-    rows = _FONT.get(ch, "... ... ... ... ...").split()
-    return np.array([[c == "#" for c in row] for row in rows], bool)
-
-
-def _label(text: str, width: int) -> np.ndarray:
-    """A (LABEL, width) mask with ``text`` in 2x-scaled 3x5 capitals, cropped to the width."""
-    out = np.zeros((LABEL, width), bool)
-    x = 2
-    for ch in text.upper():
-        if ch != " ":
-            g = _glyph(ch).repeat(2, 0).repeat(2, 1)
-            w = min(6, width - x)
-            if w <= 0:
-                break
-            out[3:13, x:x + w] = g[:, :w]
-        x += 8
-    return out
 
 
 def load_clip(path: str | Path, frames: int, size: int, generator: torch.Generator) -> torch.Tensor:
@@ -88,28 +62,12 @@ def grid(columns: list[tuple[str, torch.Tensor]]) -> np.ndarray:
     out = np.full((LABEL + t * h + (t + 1) * GAP, n * w + (n + 1) * GAP, 3), 40, np.uint8)
     for i, (name, clip) in enumerate(columns):
         x0 = GAP + i * (w + GAP)
-        out[:LABEL, x0:x0 + w][_label(name, w)] = 230
+        out[:LABEL, x0:x0 + w] = label(out[:LABEL, x0:x0 + w], name.upper(), x=2, y=2, size=11, band=False)
         cells = (clip.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
         for j, cell in enumerate(cells):
             y0 = LABEL + GAP + j * (h + GAP)
             out[y0:y0 + h, x0:x0 + w] = cell
     return out
-
-
-def write_png(path: str | Path, rgb: np.ndarray) -> None:
-    """``rgb`` (H, W, 3) uint8 as a PNG file, written atomically."""
-    enc = av.codec.CodecContext.create("png", "w")
-    enc.width, enc.height, enc.pix_fmt = rgb.shape[1], rgb.shape[0], "rgb24"
-    packets = enc.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")) + enc.encode(None)
-    out = PartialFile(path)
-    try:
-        out.partial.parent.mkdir(parents=True, exist_ok=True)
-        out.partial.write_bytes(b"".join(bytes(p) for p in packets))
-        out.ready()
-    except OSError as e:
-        raise MediaError(f"grid '{path}' cannot be written ({e.strerror or e})") from None
-    finally:
-        out.close(ok=True)
 
 
 def preview(path: str | Path, output: str | Path, seed: int = 0, frames: int = 3, scale: int = 1,
@@ -128,7 +86,7 @@ def preview(path: str | Path, output: str | Path, seed: int = 0, frames: int = 3
             clips = F.interpolate(clips[0], scale_factor=scale, mode="nearest")[None]
         columns.append((family, clips[0]))
         fired = record[0]
-    write_png(out, grid(columns))
+    write_png(out, grid(columns), "grid")
     names = ", ".join(name for name, _ in columns)
     t = clean.shape[1]
     return (f"wrote {out} ({len(columns)} columns: {names}; {t} frame{'s' * (t != 1)})\n"
