@@ -354,8 +354,10 @@ def test_cancel_from_another_thread_stops_within_2_s() -> None:
                                   "src -> sink"))
     stopped_at: list[float] = []
 
-    def cancel() -> None:
-        time.sleep(0.3)
+    def cancel() -> None:  # once frames flow: a loaded machine may take longer than any fixed sleep to start
+        deadline = time.monotonic() + 20
+        while not p.stage("sink").batches and time.monotonic() < deadline:
+            time.sleep(0.01)
         stopped_at.append(time.monotonic())
         p.cancel()
 

@@ -63,6 +63,7 @@ class Pipeline:
         self._infos: dict[tuple[str, str], StreamInfo] = {}
         self._edges: list[EdgeSpec] = []
         self._used = False
+        self._building = threading.Lock()  # stage()/info() from another thread wait for run()'s build
         self.warnings: list[str] = []  # plain sentences from the stages (ctx.warn), in the order they came
 
     @classmethod
@@ -88,9 +89,14 @@ class Pipeline:
         return values
 
     def build(self) -> "Pipeline":
-        """Validate everything and set up each stage; raises GraphError naming the place. Idempotent."""
-        if self._nodes is not None:
-            return self
+        """Validate everything and set up each stage; raises GraphError naming the place. Idempotent, and
+        safe from several threads (one builds, the others wait for its stages)."""
+        with self._building:
+            if self._nodes is None:
+                self._build()
+        return self
+
+    def _build(self) -> None:
         substitute(self.spec, self._default_variables())
         stages = {name: _instantiate(s, self.allow_modules) for name, s in self.spec.stages.items()}
         edges = [_resolve_edge(e, self.spec, stages) for e in self.spec.edges]
@@ -117,7 +123,6 @@ class Pipeline:
             nodes[e.src.stage].routes.setdefault(e.src.port, []).append((nodes[e.dst.stage], e.dst.port))
         self._nodes = [nodes[n] for n in order]
         self._edges = edges
-        return self
 
     def _setup(self, name: str, stage: Stage, edges: list[EdgeSpec]) -> Node:
         spec = self.spec.stages[name]
