@@ -171,7 +171,7 @@ def test_set_unknown_param_is_an_error_at_build(clip: Path) -> None:
         p.build()
     assert str(info.value) == ("--set dec.bach=5: stage 'dec' (decode): unknown param 'bach'; "
                                "valid params: path, batch, threads, stream, deinterlace, deinterlace_rate, max_damaged, start, end, "
-                                   "field_order")
+                                   "field_order, depth")
 
 
 def test_set_without_stage_dot_param_is_an_error() -> None:
@@ -263,7 +263,7 @@ def test_unknown_param_lists_valid_params(tmp_path: Path) -> None:
     path = write(tmp_path, GRAPH.replace("batch: 4", "bach: 4"))
     assert build_error(path) == (f"{path}:7:7: stage 'dec' (decode): unknown param 'bach'; "
                                  "valid params: path, batch, threads, stream, deinterlace, deinterlace_rate, max_damaged, start, end, "
-                                   "field_order")
+                                   "field_order, depth")
 
 
 def test_mistyped_param(tmp_path: Path) -> None:

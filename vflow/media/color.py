@@ -21,6 +21,7 @@ from ..pipeline.frames import KR_KB, RANGE_PC, ColorInfo
 _SWS_MATRIX = {1: Colorspace.ITU709, 4: Colorspace.FCC, 5: Colorspace.ITU601, 6: Colorspace.ITU601,
                7: Colorspace.SMPTE240M, 9: Colorspace.BT2020, 10: Colorspace.BT2020}
 _FULL_RANGE_FORMATS = ("yuvj", "gbr", "rgb", "bgr", "gray")
+RGB_FORMATS = {8: "rgb24", 16: "rgb48le"}  # the packed RGB formats of vflow's frames, by depth
 # swscale: bilinear, accurate rounding, full chroma interpolation in and out
 _SWS_EXACT = 2 | 0x40000 | 0x2000 | 0x4000
 
@@ -45,7 +46,7 @@ def _planar_formats() -> dict[str, Planar]:
         for depth, suffix in ((8, "p"), (10, "p10le"), (12, "p12le"), (16, "p16le")):
             table[f"yuv{name}{suffix}"] = Planar(sx, sy, depth)
         table[f"yuvj{name}p"] = Planar(sx, sy, 8, cosited_x=False)  # JPEG/MJPEG: chroma centred
-    return table
+    return {name: fmt for name, fmt in table.items() if name in av.video.format.names}
 
 
 PLANAR = _planar_formats()
@@ -78,30 +79,34 @@ def _sws(color: ColorInfo) -> tuple[Colorspace, ColorRange]:
     return _SWS_MATRIX.get(color.matrix, Colorspace.ITU601), rng
 
 
-def to_rgb(frame: av.VideoFrame, color: ColorInfo) -> np.ndarray:
-    """A decoded frame as (H, W, 3) uint8 RGB, converted with ``color``'s matrix and range."""
+def to_rgb(frame: av.VideoFrame, color: ColorInfo, depth: int = 8) -> np.ndarray:
+    """A decoded frame as (H, W, 3) RGB, converted with ``color``'s matrix and range: uint8 for ``depth`` 8,
+    uint16 over the full 0..65535 for 16 (whatever the frame's own bit depth)."""
     name = frame.format.name
-    if name == "rgb24":
+    rgb_name = RGB_FORMATS[depth]
+    if name == rgb_name:
         return frame.to_ndarray()
     fmt = PLANAR.get(name)
     if fmt is None:
         matrix, rng = _sws(color)
         # threads=1: swscale's slice threads sync ~10 times a frame and stall on a busy machine
-        return frame.to_ndarray(format="rgb24", src_colorspace=matrix, src_color_range=rng,
+        return frame.to_ndarray(format=rgb_name, src_colorspace=matrix, src_color_range=rng,
                                 dst_color_range=ColorRange.JPEG, interpolation=_SWS_EXACT, threads=1)
-    out = np.empty((frame.height, frame.width, 3), np.uint8)
+    out = np.empty((frame.height, frame.width, 3), np.uint8 if depth == 8 else np.uint16)
     kr, kb = KR_KB.get(color.matrix, KR_KB[6])
     yuv_to_rgb(_plane(frame, 0, fmt.dtype), _plane(frame, 1, fmt.dtype), _plane(frame, 2, fmt.dtype), out,
-               fmt.sx, fmt.sy, fmt.cosited_x, kr, kb, *_levels(color, fmt.depth), 255)
+               fmt.sx, fmt.sy, fmt.cosited_x, kr, kb, *_levels(color, fmt.depth), (1 << depth) - 1)
     return out
 
 
 def from_rgb(rgb: np.ndarray, pix_fmt: str, color: ColorInfo) -> av.VideoFrame:
-    """An (H, W, 3) uint8 RGB array as a frame of ``pix_fmt``, converted with ``color``'s matrix and range."""
+    """An (H, W, 3) RGB array (uint8, or uint16 over 0..65535) as a frame of ``pix_fmt``, converted with
+    ``color``'s matrix and range."""
+    depth = 8 if rgb.dtype == np.uint8 else 16
     fmt = PLANAR.get(pix_fmt)
     if fmt is None:
-        frame = av.VideoFrame.from_numpy_buffer(rgb, format="rgb24")  # no copy: sws reads the array itself
-        if pix_fmt == "rgb24":
+        frame = av.VideoFrame.from_numpy_buffer(rgb, format=RGB_FORMATS[depth])  # no copy: sws reads the array
+        if pix_fmt == RGB_FORMATS[depth]:
             return frame
         if pix_fmt.startswith(("gbr", "rgb", "bgr")):
             return frame.reformat(format=pix_fmt)
@@ -112,6 +117,22 @@ def from_rgb(rgb: np.ndarray, pix_fmt: str, color: ColorInfo) -> av.VideoFrame:
     frame = av.VideoFrame(w, h, pix_fmt)
     kr, kb = KR_KB.get(color.matrix, KR_KB[6])
     rgb_to_yuv(np.ascontiguousarray(rgb), _plane(frame, 0, fmt.dtype), _plane(frame, 1, fmt.dtype),
-               _plane(frame, 2, fmt.dtype), fmt.sx, fmt.sy, fmt.cosited_x, kr, kb, 255,
+               _plane(frame, 2, fmt.dtype), fmt.sx, fmt.sy, fmt.cosited_x, kr, kb, (1 << depth) - 1,
                *_levels(color, fmt.depth), (1 << fmt.depth) - 1)
     return frame
+
+
+def bits_of(pix_fmt: str) -> int:
+    """Significant bits per sample of a pixel format (``yuv422p10le``: 10; ``p010le``: 10; ``rgb24``: 8)."""
+    try:
+        return max(c.bits for c in av.VideoFormat(pix_fmt).components)
+    except (ValueError, av.FFmpegError):
+        return 8
+
+
+def subsampling(pix_fmt: str) -> tuple[int, int]:
+    """The chroma subsampling shifts (x, y) of a pixel format: 4:2:0 (1, 1), 4:2:2 (1, 0), RGB/grey (0, 0)."""
+    fmt = av.VideoFormat(pix_fmt, 64, 64)
+    if fmt.is_rgb or len(fmt.components) < 3:
+        return 0, 0
+    return (64 // fmt.chroma_width()).bit_length() - 1, (64 // fmt.chroma_height()).bit_length() - 1

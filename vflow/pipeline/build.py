@@ -14,7 +14,7 @@ from .graph import EdgeSpec, Endpoint, GraphSpec, StageSpec, from_dict, load_fil
 from .outputs import check_not_inputs, discard_partials
 from .runner import Node, Report, Runner, StageStats, safe_teardown
 from .stage import Stage, StageContext, StreamInfo, coerce_param, stage_params
-from .frames import VideoInfo
+from .frames import HDR_TRANSFERS, VideoInfo
 
 SAMPLE_CLIP = Path(__file__).resolve().parents[1] / "data" / "sample.mp4"
 OUTPUT_DIR = Path("vflow-out")
@@ -131,6 +131,9 @@ class Pipeline:
         connected = frozenset(e.src.port for e in edges if e.src.stage == name)
         ctx = StageContext(name=name, inputs=inputs, connected_outputs=connected, cancelled=self.cancel_event,
                            warn=lambda message: self.warnings.append(f"{name}: {message}"))
+        for info in inputs.values():
+            if isinstance(info, VideoInfo):
+                _check_accepts(stage, info, spec)
         try:
             outputs = stage.setup(ctx)
         except VflowError as e:
@@ -219,6 +222,20 @@ class Pipeline:
                 errors.append(e)
         if ok and errors:
             raise errors[0]
+
+
+def _check_accepts(stage: Stage, info: VideoInfo, spec: StageSpec) -> None:
+    """Refuse frames the stage does not take (their depth, an HDR transfer), naming the way out."""
+    source = f"{info.pix_fmt} " if info.pix_fmt else ""
+    if info.depth not in stage.depths:
+        raise GraphError(f"takes {' or '.join(map(str, sorted(stage.depths)))}-bit frames, and the frames reaching "
+                         f"it are {info.depth}-bit (from a deep-colour {source}source): set decode.depth: 8 to "
+                         f"convert them (their extra precision is lost), or leave this stage out",
+                         spec.where, spec.name, spec.type)
+    if info.color.hdr and not stage.hdr:
+        raise GraphError(f"works on SDR pictures and the source is HDR ({HDR_TRANSFERS[info.color.transfer]} "
+                         f"transfer): it would change its colours wrongly; leave this stage out of HDR graphs",
+                         spec.where, spec.name, spec.type)
 
 
 def _instantiate(spec: StageSpec, allow_modules: Sequence[str] = ()) -> Stage:

@@ -41,6 +41,11 @@ class ColorInfo:
         rng = self.range or (RANGE_PC if full_range_format else RANGE_TV)
         return ColorInfo(matrix, rng, self.primaries, self.transfer)
 
+    @property
+    def hdr(self) -> bool:
+        """Whether the transfer is an HDR one (PQ or HLG): code values are not an SDR picture's."""
+        return self.transfer in HDR_TRANSFERS
+
     def luma_weights(self, height: int) -> tuple[float, float, float]:
         """The R, G, B weights of luma for this stream's matrix (as :meth:`resolved` assumes it): what every
         kernel that takes a grey level of RGB uses."""
@@ -49,6 +54,20 @@ class ColorInfo:
 
 
 BT601 = ColorInfo(matrix=6).luma_weights(480)   # the luma weights of a stream with no tags below 720 lines
+HDR_TRANSFERS = {16: "PQ (SMPTE ST 2084)", 18: "HLG (ARIB STD-B67)"}  # H.273 transfer code points
+DTYPES = {8: torch.uint8, 16: torch.uint16}   # the RGB depths frames travel at, and their tensor types
+
+
+@dataclass(frozen=True)
+class MasteringDisplay:
+    """HDR metadata of a stream: the mastering display (CIE 1931 xy of its R, G, B primaries and white
+    point; min and max luminance in cd/m²) and the content light levels (MaxCLL, MaxFALL in cd/m²)."""
+
+    primaries: tuple[tuple[float, float], ...] | None = None   # (R, G, B) x (x, y)
+    white: tuple[float, float] | None = None
+    luminance: tuple[float, float] | None = None               # (min, max)
+    max_cll: int | None = None
+    max_fall: int | None = None
 
 
 @dataclass(frozen=True)
@@ -66,6 +85,9 @@ class VideoInfo:
     rotation: int = 0                      # degrees already applied by decode (frames are upright)
     tags: tuple[tuple[str, str], ...] = ()  # the source's metadata worth keeping: creation_time, timecode, title
     chapters: tuple[dict[str, Any], ...] = ()  # the source's chapters (PyAV's chapter dicts)
+    depth: int = 8                         # bits of each RGB sample of the frames: 8 (uint8) or 16 (uint16)
+    pix_fmt: str | None = None             # the source's pixel format (bit depth, chroma): what encode keeps
+    hdr: MasteringDisplay | None = None    # the source's mastering display and light levels, passed through
 
     def replace(self, **fields: Any) -> "VideoInfo":
         return dataclasses.replace(self, **fields)
@@ -73,6 +95,11 @@ class VideoInfo:
     def luma_weights(self) -> tuple[float, float, float]:
         """The R, G, B weights of this stream's luma (see :meth:`ColorInfo.luma_weights`)."""
         return self.color.luma_weights(self.height)
+
+    @property
+    def vmax(self) -> int:
+        """The largest RGB code value of the frames: 255 or 65535."""
+        return (1 << self.depth) - 1
 
 
 @dataclass(frozen=True)
@@ -92,7 +119,10 @@ class AudioInfo:
 
 @dataclass(frozen=True, eq=False)
 class FrameBatch:
-    """N video frames: ``frames`` is a CPU uint8 tensor (N, H, W, 3) RGB, contiguous.
+    """N video frames: ``frames`` is a CPU uint8 or uint16 tensor (N, H, W, 3) RGB, contiguous.
+
+    The depth (8 or 16 bits: ``VideoInfo.depth``) is chosen at build time by decode and is the same for
+    every batch of a stream; 16-bit frames use the full range 0..65535 whatever the source's bit depth.
 
     ``pts`` (int64, one per frame) counts ``time_base`` units; ``scene`` (int64) is each frame's scene
     index (0 until a scene splitter runs); ``seq`` numbers batches in stream order. Batches are shared
@@ -108,8 +138,8 @@ class FrameBatch:
 
     def __post_init__(self) -> None:
         f = self.frames
-        if f.dtype != torch.uint8 or f.dim() != 4 or f.shape[-1] != 3:
-            raise ValueError(f"FrameBatch.frames must be uint8 (N, H, W, 3), got {f.dtype} {tuple(f.shape)}")
+        if f.dtype not in (torch.uint8, torch.uint16) or f.dim() != 4 or f.shape[-1] != 3:
+            raise ValueError(f"FrameBatch.frames must be uint8 or uint16 (N, H, W, 3), got {f.dtype} {tuple(f.shape)}")
         if f.device.type != "cpu" or not f.is_contiguous():
             raise ValueError("FrameBatch.frames must be a contiguous CPU tensor")
         if self.pts.dtype != torch.int64 or self.pts.shape != (f.shape[0],):
@@ -129,6 +159,16 @@ class FrameBatch:
     @property
     def width(self) -> int:
         return int(self.frames.shape[2])
+
+    @property
+    def depth(self) -> int:
+        """Bits per RGB sample: 8 or 16."""
+        return 8 if self.frames.dtype == torch.uint8 else 16
+
+    @property
+    def vmax(self) -> int:
+        """The largest code value: 255 or 65535."""
+        return (1 << self.depth) - 1
 
     def seconds(self, i: int = 0) -> float:
         """Presentation time of frame ``i`` in seconds."""

@@ -6,11 +6,13 @@ A stage is a small class, registered under a short name with ``@vflow.stage("nam
     class Gain(vflow.Stage):
         '''Multiply pixel values.'''
 
+        depths = frozenset({8, 16})                       # takes 16-bit frames too
+
         def __init__(self, factor: float = 1.0):          # typed scalars only: these are the YAML params
             self.factor = factor
 
         def process(self, batch: vflow.FrameBatch) -> vflow.FrameBatch:
-            out = (batch.frames.float() * self.factor).clamp(0, 255).to(torch.uint8)
+            out = (batch.frames.float() * self.factor).clamp(0, batch.vmax).to(batch.frames.dtype)
             return batch.replace(frames=out)
 
 Lifecycle, called by the runtime, each in the stage's own thread except ``__init__`` and ``setup``:
@@ -45,6 +47,11 @@ A stage that looks at neighbouring frames declares how many it needs with ``cont
 frames of the same stream. The chunked backends decode that many extra frames at each chunk's borders and
 drop their output, so a chunk's frames come out as they would in one streaming run.
 ``ctx.warn(sentence)`` adds a plain sentence to the run's ``warnings`` (damaged frames, repairs).
+Frames are 8-bit (uint8) or 16-bit (uint16, 0..65535) RGB: the depth is negotiated at build time
+(``VideoInfo.depth``, chosen by decode). A stage lists the depths it takes in ``depths`` (8 only unless it
+says more), so a 10-bit source refuses a graph with an 8-bit-only stage instead of losing its precision
+unseen. ``FrameBatch.vmax`` is the largest code value. A stage that treats frames as an SDR picture
+(sRGB-curve colour operations, a model trained on SDR) sets ``hdr = False``: the build refuses PQ/HLG input.
 ``files_read()`` / ``files_written()`` name the files a stage opens: the build refuses a graph that would
 write over one of its own inputs, however the path is spelled.
 """
@@ -86,6 +93,8 @@ class Stage:
     registry_name: ClassVar[str] = ""
     frame_count_changes: ClassVar[str] = ""   # why frames out may differ from frames in ("" = they may not)
     paired_inputs: ClassVar[bool] = False     # one inbox per input port; the runtime feeds the port behind
+    depths: ClassVar[frozenset[int]] = frozenset({8})  # RGB depths the stage's video inputs take (8, 16)
+    hdr: bool = True   # right on PQ/HLG frames; False: it assumes an SDR picture and the build refuses HDR input
 
     def setup(self, ctx: StageContext) -> dict[str, StreamInfo] | None:
         return None

@@ -10,7 +10,8 @@ import av
 import numpy as np
 import torch
 
-from ..media.color import color_of, to_rgb
+from ..media.color import bits_of, color_of, to_rgb
+from ..media.hdr import mastering_of
 from ..media.deinterlace import DETECT_FRAMES, CombingWatch, Deinterlacer, Detection, detect
 from ..media.probe import MediaError, expected_frames, frame_rate, open_input
 from ..media.timestamps import SHOWN, Monotonic, within
@@ -47,7 +48,9 @@ class Decode(Stage):
     ``stream`` picks the video stream of a file with several. ``start`` and ``end`` (seconds, end excluded,
     null: no bound) take the frames and audio packets whose own timestamps lie in that range, frame-exact:
     decoding starts at a keyframe before ``start``. ``field_order`` overrides the order the tags and
-    ``idet`` give (``tags``: each frame's own flags, unmeasured).
+    ``idet`` give (``tags``: each frame's own flags, unmeasured). ``depth`` is the RGB depth of the frames:
+    ``auto`` gives 16-bit frames (uint16) when the source has more than 8 bits (10-bit tape captures, HDR
+    phone clips), else 8-bit; the source's pixel format and HDR mastering metadata travel on to encode.
 
     ```yaml
     decode: {type: decode, params: {path: "${input}", batch: 8, deinterlace: auto, deinterlace_rate: field}}
@@ -61,7 +64,7 @@ class Decode(Stage):
                  deinterlace: Literal["auto", "off", "on"] = "auto",
                  deinterlace_rate: Literal["frame", "field"] = "frame", max_damaged: float = 0.02,
                  start: float | None = None, end: float | None = None,
-                 field_order: Literal["auto", "tff", "bff", "tags"] = "auto"):
+                 field_order: Literal["auto", "tff", "bff", "tags"] = "auto", depth: Literal["auto", 8, 16] = "auto"):
         if batch < 1:
             raise ValueError("batch must be at least 1")
         if end is not None and start is not None and end <= start:
@@ -70,7 +73,7 @@ class Decode(Stage):
             raise ValueError("max_damaged must be >= 0 (a fraction of the frames below 1, else a count)")
         self.path, self.batch, self.threads, self.stream_index = path, batch, threads, stream
         self.deinterlace, self.deinterlace_rate, self.max_damaged = deinterlace, deinterlace_rate, max_damaged
-        self.start, self.end, self.field_order = start, end, field_order
+        self.start, self.end, self.field_order, self.depth = start, end, field_order, depth
         self.detection: Detection | None = None
         self._container: av.container.InputContainer | None = None
         self.decoded = 0    # frames the decoder gave
@@ -122,6 +125,7 @@ class Decode(Stage):
         self._want_video = "video" in ctx.connected_outputs  # else only the audio is read on (an audio job)
         first = self._pending[0]
         self._color = color_of(first)
+        self._depth = self.depth if self.depth != "auto" else 16 if bits_of(first.format.name) > 8 else 8
         self._rotation = int(first.rotation or 0) % 360
         self._size, self._size_changes = (first.width, first.height), 0
         w, h = (first.height, first.width) if self._rotation in (90, 270) else (first.width, first.height)
@@ -155,7 +159,8 @@ class Decode(Stage):
             width=w, height=h, time_base=self._tb, frame_rate=rate, color=self._color, frames=frames,
             sample_aspect=Fraction(video.sample_aspect_ratio) if video.sample_aspect_ratio else None,
             field_order=field_order, rotation=self._rotation, tags=_kept_tags(container, video),
-            chapters=tuple(container.chapters()),
+            chapters=tuple(container.chapters()), depth=self._depth, pix_fmt=first.format.name,
+            hdr=mastering_of(first),
         )
         return {"video": info, "audio": AudioInfo(streams=tuple(self._audio))}
 
@@ -357,7 +362,7 @@ class Decode(Stage):
             rgb = self._rgb(frame, at)
             if buf is None:  # each frame is converted straight into its batch: one copy, no np.stack pass
                 # numpy's allocator reuses freed batches; torch.empty maps fresh pages (faults, zeroing)
-                buf = torch.from_numpy(np.empty((self.batch, *rgb.shape), np.uint8))
+                buf = torch.from_numpy(np.empty((self.batch, *rgb.shape), rgb.dtype))
             buf.numpy()[len(pts)] = rgb  # numpy's copy: torch's OpenMP copy stalls on a busy machine
             pts.append(at)
             if len(pts) == self.batch:
@@ -379,7 +384,7 @@ class Decode(Stage):
                            f"{frame.height} at {float(pts * self._tb):.3f} s (joined recordings?): scaled to {w}x{h}")
             self._size_changes += 1
             frame = frame.reformat(width=self._size[0], height=self._size[1], interpolation="BICUBIC")
-        rgb = to_rgb(frame, self._color)
+        rgb = to_rgb(frame, self._color, self._depth)
         if self._rotation:
             rgb = np.ascontiguousarray(np.rot90(rgb, k=self._rotation // 90))
         return rgb

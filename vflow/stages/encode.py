@@ -12,23 +12,25 @@ import av
 import numpy as np
 
 from ..media.audio import EncoderInput, decoder_for, encoder_rate, ordered, silent_frame
-from ..media.color import PLANAR, from_rgb
+from ..media.color import PLANAR, bits_of, from_rgb, subsampling
+from ..media.hdr import CARRIERS, encoder_params
 from ..media.probe import OUTPUT_FORMATS, MediaError
-from ..pipeline.frames import AudioChunk, AudioInfo, ColorInfo, FrameBatch, VideoInfo
+from ..pipeline.frames import HDR_TRANSFERS, AudioChunk, AudioInfo, ColorInfo, FrameBatch, VideoInfo
 from ..pipeline.outputs import PartialFile, check_writable
 from ..pipeline.registry import stage
 from ..pipeline.stage import Stage, StageContext
 
 Codec = Literal["libx264", "libx265", "libsvtav1", "ffv1", "prores_ks"]
 
-# codec -> (default crf, default preset, default pix_fmt, fixed options)
+# codec -> (default crf, default preset, pix_fmt for sources with no chroma format to keep, fixed options)
 _CODECS: dict[str, tuple[int | None, str | None, str, dict[str, str]]] = {
     "libx264": (18, "medium", "yuv420p", {}),
     "libx265": (20, "medium", "yuv420p", {"x265-params": "log-level=error"}),
     "libsvtav1": (30, "8", "yuv420p", {}),
     "ffv1": (None, None, "bgr0", {"level": "3", "slicecrc": "1"}),  # ffv1 takes no 8-bit gbrp
-    "prores_ks": (None, None, "yuv422p10le", {"profile": "3"}),
+    "prores_ks": (None, None, "yuv422p10le", {}),
 }
+_PRORES_PROFILES = {"yuv422p10le": "3", "yuv444p10le": "4", "yuva444p10le": "4"}  # HQ, 4444
 _FIELD_ORDERS = {"tff": 2, "bff": 3, "tb": 4, "bt": 5}  # AVFieldOrder
 _INTERLACED_FLAGS = 0x40000 | 0x20000000  # AV_CODEC_FLAG_INTERLACED_DCT | AV_CODEC_FLAG_INTERLACED_ME
 # the smallest frames an encoder takes: libx265 (PyAV's FFmpeg) corrupts its heap below 64x64 (42x18, 300x17,
@@ -49,7 +51,10 @@ class Encode(Stage):
     """Encode frames to a file (x264, x265, SVT-AV1, FFV1 lossless, ProRes) and mux the audio in sync.
 
     Each frame keeps its pts and time base (VFR in, VFR out); the stream's colour matrix, range,
-    primaries and transfer are used for RGB->YUV and tagged on the output. Audio is stream-copied
+    primaries and transfer are used for RGB->YUV and tagged on the output. With no ``pix_fmt`` the output
+    keeps the source's bit depth and chroma format where the codec can hold them (a 10-bit 4:2:2 capture
+    stays 10-bit 4:2:2; FFV1 writes 8-bit sources as lossless RGB), and an HDR source's mastering display
+    and light levels go with x265 and SVT-AV1. Audio is stream-copied
     (``audio_codec: auto`` falls back to AAC when the container cannot hold the source codec). The
     file is written as ``NAME.partial`` and renamed only when complete; a failed run removes it.
     ``audio_only: true`` writes the audio alone, with no video input (the chunked backends' audio pass).
@@ -62,6 +67,7 @@ class Encode(Stage):
     inputs = {"video": FrameBatch, "audio": AudioChunk}
     outputs: dict[str, type] = {}
     optional_inputs = frozenset({"video", "audio"})
+    depths = frozenset({8, 16})
 
     def __init__(self, path: str, codec: Codec = "libx264", crf: int | None = None, preset: str | None = None,
                  pix_fmt: str | None = None, threads: int = 0, audio_codec: str = "auto",
@@ -76,7 +82,8 @@ class Encode(Stage):
             raise ValueError(f"crf {crf} is out of range for {codec}: use 0 to {top} (lower is better quality)")
         self.path = Path(path)
         self.codec, self.threads = codec, threads
-        self.pix_fmt = pix_fmt or default_fmt
+        self.asked_fmt = pix_fmt
+        self.pix_fmt = pix_fmt or default_fmt   # until setup knows the source
         self.options = dict(fixed)
         if default_crf is not None:
             self.options["crf"] = str(crf if crf is not None else default_crf)
@@ -110,6 +117,7 @@ class Encode(Stage):
             self._trial()
             return None
         self.video: VideoInfo | None = ctx.inputs["video"]  # type: ignore[assignment]
+        self._formats(self.video, ctx)
         self.audio_templates = audio.streams if isinstance(audio, AudioInfo) else ()
         decoded = isinstance(audio, AudioInfo) and audio.decoded
         self.copy_audio = [not decoded and self._audio_copy_ok(t) for t in self.audio_templates]
@@ -131,6 +139,27 @@ class Encode(Stage):
                              f"{self.video.width}x{self.video.height}{audio} in {self.format} is not possible ({e})") from None
         return None
 
+    def _formats(self, v: VideoInfo, ctx: StageContext) -> None:
+        """The pixel format (the source's depth and chroma unless ``pix_fmt`` says), ProRes' profile for it,
+        and the HDR metadata as the encoder's params."""
+        if self.asked_fmt is None:
+            self.pix_fmt, lost = keeping_format(self.codec, v.pix_fmt, v.depth)
+            if lost:
+                ctx.warn(f"{self.codec} cannot hold the source's {v.pix_fmt}: written as {self.pix_fmt} ({lost})")
+        if self.codec == "prores_ks":
+            self.options.setdefault("profile", _PRORES_PROFILES.get(self.pix_fmt, "3"))
+        if v.color.hdr and bits_of(self.pix_fmt) == 8:
+            ctx.warn(f"an 8-bit {self.pix_fmt} output of an HDR ({HDR_TRANSFERS[v.color.transfer]}) source bands "
+                     f"in smooth gradients: a 10-bit pix_fmt keeps it")
+        if v.hdr is not None and v.color.hdr:
+            if self.codec in CARRIERS:
+                key = "x265-params" if self.codec == "libx265" else "svtav1-params"
+                extra = encoder_params(self.codec, v.hdr)
+                self.options[key] = ":".join(p for p in (self.options.get(key), extra) if p)
+            else:
+                ctx.warn(f"{self.codec} does not carry the source's HDR mastering display and light levels "
+                         f"(libx265 and libsvtav1 do); players fall back to their defaults")
+
     def _trial(self) -> None:
         """What the run does, into memory: the real encoders and layouts, a black frame, a silent audio frame
         (or packet, when copied) per stream, the flushes and the trailer (where MP4 writes its index)."""
@@ -138,7 +167,8 @@ class Encode(Stage):
         try:
             if (v := self.video) is not None:
                 step = 1 / (v.frame_rate or Fraction(25)) / v.time_base
-                black = from_rgb(np.zeros((v.height, v.width, 3), np.uint8), self.pix_fmt, self.color)
+                black = from_rgb(np.zeros((v.height, v.width, 3), np.uint8 if v.depth == 8 else np.uint16),
+                                 self.pix_fmt, self.color)
                 for i in range(4):  # x265 muxes one or two frames flakily into MP4 ('patches welcome'), never four
                     black.pts, black.time_base = round(i * step), v.time_base
                     out.mux(self._vstream.encode(black))
@@ -336,6 +366,45 @@ def _trial_packets(template: Any) -> list[av.Packet]:
         packet.time_base, packet.duration = Fraction(1, src.sample_rate or 48_000), 256
         packets = [packet]
     return packets
+
+
+def keeping_format(codec: str, source: str | None, depth: int) -> tuple[str, str]:
+    """The pixel format of ``codec`` that keeps the source's bit depth (of 16-bit frames; 8 for 8-bit ones)
+    and chroma subsampling, and what it loses ('' if nothing). A source with no chroma format of its own
+    (RGB, grey, unknown) takes the codec's usual chroma; FFV1 keeps 8-bit frames as lossless RGB."""
+    usual = _CODECS[codec][2]
+    if codec == "ffv1" and depth == 8:
+        return usual, ""
+    bits = min(bits_of(source), 16) if source and depth == 16 else 8
+    if source and _has_chroma(source):
+        sx, sy = subsampling(source)
+    else:  # RGB, grey, unknown: lossless FFV1 keeps every sample, the others take their usual chroma
+        sx, sy = (0, 0) if codec == "ffv1" else (PLANAR[usual].sx, PLANAR[usual].sy)
+    density = 1 / (1 << (sx + sy))   # chroma samples per pixel
+    names = [f.name for f in av.codec.Codec(codec, "w").video_formats or []]
+    cands = [(n, PLANAR[n]) for n in names if n in PLANAR and not n.startswith("yuvj")]
+
+    def cost(item: tuple[str, Any]) -> tuple[int, int, int, float, int]:
+        f = item[1]
+        d = 1 / (1 << (f.sx + f.sy))
+        return (max(0, bits - f.depth), int(d < density), int((f.sx, f.sy) != (sx, sy)), abs(d - density),
+                f.depth - bits)
+
+    name, f = min(cands, key=cost)
+    lost = []
+    if f.depth < bits:
+        lost.append(f"{f.depth}-bit of {bits}")
+    if 1 / (1 << (f.sx + f.sy)) < density:
+        lost.append("less chroma")
+    return name, ", ".join(lost)
+
+
+def _has_chroma(pix_fmt: str) -> bool:
+    try:
+        fmt = av.VideoFormat(pix_fmt)
+    except ValueError:
+        return False
+    return not fmt.is_rgb and not fmt.has_palette and len(fmt.components) >= 3
 
 
 def _size_hint(pix_fmt: str, width: int, height: int) -> str | None:

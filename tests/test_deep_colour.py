@@ -1,0 +1,171 @@
+"""Deep colour end to end: 10/12-bit, 4:2:2 and HDR sources keep their precision, chroma and tags."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import vflow
+from vflow.media.color import PLANAR, bits_of
+from vflow.media.hdr import mastering_of
+from vflow.pipeline.errors import GraphError
+from vflow.stages.encode import keeping_format
+
+from helpers_media import run_cli
+
+PQ_MASTER = ("master-display=G(13250,34500)B(7500,3000)R(34000,16000)WP(15635,16450)L(10000000,50):"
+             "max-cll=1000,400")
+
+
+def write_ramp(path: Path, pix_fmt: str, codec: str = "ffv1", frames: int = 6, width: int = 1024, height: int = 64,
+               options: dict[str, str] | None = None, color: tuple[int, int, int, int] = (1, 1, 1, 1)) -> int:
+    """A clip whose luma is a ramp over every limited-range level of ``pix_fmt``'s depth (a slow chroma ramp
+    below it) and return how many luma levels it holds. ``color``: (matrix, range, primaries, transfer)."""
+    fmt = PLANAR[pix_fmt]
+    k = 1 << (fmt.depth - 8)
+    lo, hi = 16 * k, 235 * k
+    ramp = np.rint(lo + np.arange(width) * (hi - lo) / (width - 1)).astype(np.uint16)
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream(codec, rate=25, options=options or {})
+        stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
+        cc = stream.codec_context
+        cc.colorspace, cc.color_range, cc.color_primaries, cc.color_trc = color
+        for i in range(frames):
+            frame = av.VideoFrame(width, height, pix_fmt)
+            for p, plane in enumerate(frame.planes):
+                a = np.frombuffer(plane, fmt.dtype).reshape(plane.height, plane.line_size // fmt.dtype().itemsize)
+                if p == 0:
+                    a[:, : plane.width] = ramp[None, :]
+                else:  # neutral chroma above, a ramp around it below
+                    cw = plane.width
+                    a[:, :cw] = 128 * k
+                    a[plane.height // 2:, :cw] = np.rint(128 * k + (np.arange(cw) - cw / 2) * 40 * k / cw)
+            frame.pts, frame.time_base = i, Fraction(1, 25)
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    return len(np.unique(ramp))
+
+
+def luma_levels(path: Path) -> tuple[int, str, av.VideoFrame]:
+    """Distinct luma codes of the first frame's ramp rows (in its own depth), its pixel format, the frame."""
+    with av.open(str(path)) as c:
+        frame = next(c.decode(video=0))
+        fmt = PLANAR[frame.format.name]
+        plane = frame.planes[0]
+        y = np.frombuffer(plane, fmt.dtype).reshape(plane.height, -1)[: plane.height // 2, : plane.width]
+        return len(np.unique(y)), frame.format.name, frame
+
+
+def copy(src: Path, dst: Path, *sets: str) -> None:
+    p = vflow.Pipeline.load("copy", input=str(src), output=str(dst))
+    for s in sets:
+        p.set(s)
+    p.run()
+
+
+@pytest.mark.timeout(120)
+def test_a_10_bit_ramp_keeps_its_levels_through_copy_into_ffv1(tmp_path: Path) -> None:
+    levels = write_ramp(tmp_path / "in.mkv", "yuv420p10le")
+    assert levels == 877
+    copy(tmp_path / "in.mkv", tmp_path / "out.mkv", "encode.codec=ffv1", "encode.crf=null", "encode.preset=null")
+    kept, fmt, _ = luma_levels(tmp_path / "out.mkv")
+    assert fmt == "yuv420p10le"            # no option but the codec: 10-bit out
+    assert kept >= 0.99 * levels
+
+
+@pytest.mark.timeout(120)
+def test_a_422_10_bit_ramp_stays_422_10_bit_through_copy_into_prores(tmp_path: Path) -> None:
+    levels = write_ramp(tmp_path / "in.mkv", "yuv422p10le")
+    copy(tmp_path / "in.mkv", tmp_path / "out.mov", "encode.codec=prores_ks", "encode.crf=null", "encode.preset=null")
+    kept, fmt, _ = luma_levels(tmp_path / "out.mov")
+    assert fmt == "yuv422p10le"
+    assert kept >= 0.95 * levels
+
+
+@pytest.mark.timeout(120)
+def test_a_bt2020_pq_source_keeps_depth_tags_and_mastering_metadata_through_x265(tmp_path: Path) -> None:
+    write_ramp(tmp_path / "in.mkv", "yuv420p10le", codec="libx265", color=(9, 1, 9, 16),
+               options={"x265-params": f"log-level=error:{PQ_MASTER}"})
+    copy(tmp_path / "in.mkv", tmp_path / "out.mkv", "encode.codec=libx265")
+    _, fmt, frame = luma_levels(tmp_path / "out.mkv")
+    assert bits_of(fmt) == 10
+    assert (frame.colorspace, frame.color_primaries, frame.color_trc) == (9, 9, 16)
+    hdr = mastering_of(frame)
+    assert hdr is not None and hdr.max_cll == 1000 and hdr.max_fall == 400
+    assert hdr.luminance == pytest.approx((0.005, 1000.0))
+    assert hdr.primaries is not None and hdr.white is not None
+    assert [c for p in hdr.primaries for c in p] == pytest.approx([0.68, 0.32, 0.265, 0.69, 0.15, 0.06])
+    assert hdr.white == pytest.approx((0.3127, 0.329))
+
+
+@pytest.mark.timeout(300)
+def test_restore_classic_keeps_a_10_bit_ramp_10_bit(tmp_path: Path) -> None:
+    write_ramp(tmp_path / "in.mkv", "yuv420p10le", frames=12)
+    vflow.Pipeline.load("restore_classic", input=str(tmp_path / "in.mkv"), output=str(tmp_path / "out.mp4")).run()
+    kept, fmt, _ = luma_levels(tmp_path / "out.mp4")
+    assert fmt == "yuv420p10le"
+    assert kept >= 600
+
+
+@pytest.mark.timeout(60)
+def test_an_8_bit_only_stage_refuses_deep_frames_naming_the_way_out(tmp_path: Path) -> None:
+    @vflow.stage("test-eight-bit-only")
+    class EightOnly(vflow.Stage):
+        def process(self, batch: vflow.FrameBatch) -> vflow.FrameBatch:
+            return batch
+
+    write_ramp(tmp_path / "in.mkv", "yuv420p10le", frames=2)
+    graph = {"vflow": 1, "stages": {"decode": {"type": "decode", "params": {"path": str(tmp_path / "in.mkv")}},
+                                    "eight": {"type": "test-eight-bit-only"},
+                                    "encode": {"type": "encode", "params": {"path": str(tmp_path / "o.mkv")}}},
+             "edges": ["decode.video -> eight -> encode.video"]}
+    with pytest.raises(GraphError, match=r"stage 'eight'.*takes 8-bit frames.*16-bit.*yuv420p10le.*decode.depth: 8"):
+        vflow.Pipeline.load(graph).build()
+    p = vflow.Pipeline.load(graph)
+    p.set("decode.depth=8")
+    p.run()
+    assert luma_levels(tmp_path / "o.mkv")[1] == "yuv420p"   # 8-bit frames: an 8-bit file
+
+
+@pytest.mark.timeout(60)
+def test_an_sdr_only_stage_refuses_pq_input(tmp_path: Path) -> None:
+    write_ramp(tmp_path / "in.mkv", "yuv420p10le", frames=2, color=(9, 1, 9, 16))
+    graph = {"vflow": 1, "stages": {"decode": {"type": "decode", "params": {"path": str(tmp_path / "in.mkv")}},
+                                    "color": {"type": "color"},
+                                    "encode": {"type": "encode", "params": {"path": str(tmp_path / "o.mkv")}}},
+             "edges": ["decode.video -> color -> encode.video"]}
+    with pytest.raises(GraphError, match=r"stage 'color'.*SDR.*PQ"):
+        vflow.Pipeline.load(graph).build()
+
+
+@pytest.mark.timeout(60)
+def test_the_cli_names_the_stage_that_refuses_deep_frames(tmp_path: Path) -> None:
+    write_ramp(tmp_path / "in.mkv", "yuv420p10le", frames=2, color=(9, 1, 9, 16))
+    r = run_cli(["run", "restore_classic", "-i", str(tmp_path / "in.mkv"), "-o", str(tmp_path / "o.mp4")])
+    assert r.returncode != 0 and "stage 'smooth'" in r.stderr and "PQ" in r.stderr, r.stderr
+    assert not list(tmp_path.glob("o.mp4*"))
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(codec=st.sampled_from(["libx264", "libx265", "libsvtav1", "ffv1", "prores_ks"]),
+       source=st.sampled_from(sorted(n for n in PLANAR if not n.startswith("yuvj")) + ["p010le", "nv12", "gray10le",
+                                                                                        "rgb48le", "gbrp10le"]),
+       depth=st.sampled_from([8, 16]))
+def test_the_kept_format_is_one_the_codec_takes_and_loses_only_what_it_says(codec: str, source: str,
+                                                                           depth: int) -> None:
+    name, lost = keeping_format(codec, source, depth)
+    assert name in [f.name for f in av.codec.Codec(codec, "w").video_formats]
+    want = min(bits_of(source), 16) if depth == 16 else 8
+    if codec == "ffv1" and depth == 8:
+        assert name == "bgr0"
+    elif bits_of(name) < want:
+        assert f"{bits_of(name)}-bit of {want}" in lost
+    if not lost and source in PLANAR and not (codec == "ffv1" and depth == 8):
+        s, o = PLANAR[source], PLANAR[name]
+        assert o.sx + o.sy <= s.sx + s.sy
