@@ -22,10 +22,11 @@ def exp_neg(t: float) -> float:
 
 
 @nb.njit(nogil=True, cache=True, inline="always", fastmath=True)
-def range_coef(var: float) -> float:
+def range_coef(var: float, floor: float) -> float:
     """The scale ``f`` of :func:`spatial_step`'s range weight ``exp(-16 f |d|^2)`` for a range variance
-    ``var`` (levels^2) over the RGB distance; huge (no spatial pass) under a quarter level^2."""
-    return 1.0 / (16.0 * 6.0 * var) if var >= 0.25 else 1e20
+    ``var`` (code values^2) over the RGB distance; huge (no spatial pass) under ``floor`` (a quarter of an
+    8-bit level^2, in the frames' codes)."""
+    return 1.0 / (16.0 * 6.0 * var) if var >= floor else 1e20
 
 
 @nb.njit(nogil=True, cache=True, inline="always", fastmath=True)
@@ -57,9 +58,9 @@ def _spatial_px(state: np.ndarray, coef: np.ndarray, buf: np.ndarray, y: int, x:
 
 @serialised
 @nb.njit(nogil=True, cache=True, parallel=True, fastmath=True)
-def spatial_step(state: np.ndarray, coef: np.ndarray, out: np.ndarray, scratch: np.ndarray) -> None:
-    """3x3 joint bilateral filter of the planar ``(3, H, W)`` ``state`` into uint8 ``(H, W, 3)``
-    ``out``, with range weights ``exp(-16 coef |d|^2)`` (see :func:`range_coef`).
+def spatial_step(state: np.ndarray, coef: np.ndarray, out: np.ndarray, scratch: np.ndarray, vmax: int) -> None:
+    """3x3 joint bilateral filter of the planar ``(3, H, W)`` ``state`` into ``(H, W, 3)`` ``out`` (codes
+    0..``vmax``), with range weights ``exp(-16 coef |d|^2)`` (see :func:`range_coef`).
 
     A huge ``coef`` (no spatial pass) gives weight 0 to every neighbour that differs from the
     centre, i.e. the centre itself, so that case needs no branch. ``scratch`` is ``(chunks, 3, W)``
@@ -111,7 +112,8 @@ def spatial_step(state: np.ndarray, coef: np.ndarray, out: np.ndarray, scratch: 
                     b1[x] = acc1 * inv
                     b2[x] = acc2 * inv
             o = out[y]
+            top = np.float32(vmax)
             for x in range(w):
-                o[x, 0] = min(max(b0[x] + np.float32(0.5), np.float32(0.0)), np.float32(255.0))
-                o[x, 1] = min(max(b1[x] + np.float32(0.5), np.float32(0.0)), np.float32(255.0))
-                o[x, 2] = min(max(b2[x] + np.float32(0.5), np.float32(0.0)), np.float32(255.0))
+                o[x, 0] = min(max(b0[x] + np.float32(0.5), np.float32(0.0)), top)
+                o[x, 1] = min(max(b1[x] + np.float32(0.5), np.float32(0.0)), top)
+                o[x, 2] = min(max(b2[x] + np.float32(0.5), np.float32(0.0)), top)

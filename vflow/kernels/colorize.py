@@ -26,7 +26,7 @@ keeps that lightness (up to gamut clipping) and takes the transferred chroma.
 previous frame (after removing the global brightness change of film flicker) mostly carries over
 from the previous frame (``chroma = w * previous + (1 - w) * look-up``, ``w`` up to ``temporal``),
 so colours are propagated within a shot, not re-guessed; moving pixels take the new look-up.
-Frames are ``(N, H, W, 3)`` uint8 RGB, C-contiguous. Only the two full-frame kernels (:func:`analyse`,
+Frames are ``(N, H, W, 3)`` uint8 or uint16 RGB, C-contiguous. Only the two full-frame kernels (:func:`analyse`,
 :func:`render`) run in parallel: the analysis grid is small at any frame size, and waking a second
 thread for it costs more than its work, the more so on a loaded machine.
 """
@@ -51,8 +51,10 @@ SMOOTH = 2                    # radius of the box blur of the looked-up chroma, 
 W_L, W_S = 0.5, 0.5           # feature weights of lightness and local std (Welsh et al.)
 
 
-# CIE L* of a grey level, indexed by 16 x BT.601 luma (0..4080, see :func:`_luma16`)
+# CIE L* of a grey level, indexed by 16 x BT.601 luma of 8-bit frames (0..4080, see :func:`_luma16`), or
+# by the luma of 16-bit ones (0..65535): 1/16 of an 8-bit level or finer, either way
 LIGHTNESS = lightness(srgb_to_linear(np.arange(4081) / (16.0 * 255.0))).astype(np.float32)
+LIGHTNESS_DEEP = lightness(srgb_to_linear(np.arange(65536) / 65535.0)).astype(np.float32)
 
 
 # the frames to colour are black and white (R = G = B), where the weights do not matter; the reference photo's
@@ -61,14 +63,20 @@ _KW16 = fixed_weights(BT601, 1 << 14)
 
 
 @nb.njit(nogil=True, cache=True, inline="always")
-def _luma16(px: np.ndarray) -> int:
-    """16 x BT.601 luma of an RGB pixel, 0..4080, in fixed point (weights sum to 2^14)."""
-    return (_KW16[0] * px[0] + _KW16[1] * px[1] + _KW16[2] * px[2] + 512) >> 10
+def _luma16(px: np.ndarray, shift: int) -> int:
+    """BT.601 luma of an RGB pixel in fixed point (weights sum to 2^14), shifted down by ``shift``: 10 gives
+    16 x the luma of an 8-bit pixel (0..4080), 14 the luma of a 16-bit one (0..65535)."""
+    return (_KW16[0] * px[0] + _KW16[1] * px[1] + _KW16[2] * px[2] + (1 << (shift - 1))) >> shift
+
+
+def lightness_of(frame: np.ndarray) -> tuple[np.ndarray, int]:
+    """The lightness table and luma shift for frames of ``frame``'s depth (see :func:`_luma16`)."""
+    return (LIGHTNESS, 10) if frame.dtype == np.uint8 else (LIGHTNESS_DEEP, 14)
 
 
 @serialised
 @nb.njit(nogil=True, cache=True, parallel=True)
-def analyse(frame: np.ndarray, f: int, lut: np.ndarray, planes: np.ndarray) -> None:
+def analyse(frame: np.ndarray, f: int, lut: np.ndarray, shift: int, planes: np.ndarray) -> None:
     """Block means of lightness over ``f x f`` blocks into ``planes[0]`` (``(2, ceil(H/f), ceil(W/f))``
     float32; blocks at the right and bottom edges may be partial) and ``(mean - 50)^2`` into
     ``planes[1]`` (centred: smaller squares, less cancellation in a variance)."""
@@ -82,7 +90,7 @@ def analyse(frame: np.ndarray, f: int, lut: np.ndarray, planes: np.ndarray) -> N
             for y in range(y0, y1):
                 r = frame[y]
                 for x in range(x0, x1):
-                    acc += lut[_luma16(r[x])]
+                    acc += lut[_luma16(r[x], shift)]
             m = acc / ((y1 - y0) * (x1 - x0))
             planes[0, i, j] = m
             planes[1, i, j] = (m - np.float32(50.0)) ** 2
@@ -177,13 +185,14 @@ def taps(n: int, f: int) -> tuple[np.ndarray, np.ndarray]:
 @serialised
 @nb.njit(nogil=True, cache=True, parallel=True, fastmath=True)
 def render(frame: np.ndarray, chroma: np.ndarray, gain: float, ty: np.ndarray, fy: np.ndarray, tx: np.ndarray,
-           fx: np.ndarray, lut: np.ndarray, out: np.ndarray) -> None:
-    """uint8 sRGB ``out`` of Lab ``(L, gain * chroma)``: ``L`` is each pixel's own lightness, chroma is
+           fx: np.ndarray, lut: np.ndarray, shift: int, out: np.ndarray) -> None:
+    """sRGB ``out`` (of ``frame``'s depth) of Lab ``(L, gain * chroma)``: ``L`` is each pixel's own lightness, chroma is
     upsampled bilinearly from the analysis grid (``ty, fy, tx, fx`` from :func:`taps`); out-of-gamut
     colours are clipped."""
     h, w, _ = frame.shape
     _, hs, ws = chroma.shape
     g = np.float32(gain)
+    vmax = 255 if shift == 10 else 65535
     for y in nb.prange(h):
         i0 = ty[y]
         i1 = min(i0 + 1, hs - 1)
@@ -197,7 +206,7 @@ def render(frame: np.ndarray, chroma: np.ndarray, gain: float, ty: np.ndarray, f
             wx = fx[x]
             a = g * ((1 - wx) * ra[j0] + wx * ra[j1])
             b = g * ((1 - wx) * rb[j0] + wx * rb[j1])
-            lab_to_rgb_into(lut[_luma16(r[x])], a, b, o, x)
+            lab_to_rgb_into(lut[_luma16(r[x], shift)], a, b, o, x, vmax)
 
 
 @nb.njit(nogil=True, cache=True)
@@ -231,7 +240,7 @@ def features(frame: np.ndarray, f: int) -> tuple[np.ndarray, np.ndarray]:
     """Analysis-grid lightness ``(H', W')`` and ``(2, H', W')`` 5x5 means of L and of ``(L - 50)^2``."""
     h, w, _ = frame.shape
     planes = np.empty((2, -(-h // f), -(-w // f)), np.float32)
-    analyse(frame, f, LIGHTNESS, planes)
+    analyse(frame, f, *lightness_of(frame), planes)
     stats = np.empty_like(planes)
     box_mean(planes, RADIUS, stats, np.empty_like(planes))
     return planes[0], stats
@@ -308,7 +317,7 @@ class Colorizer(SceneKernel):
 
     def _step(self, frame: np.ndarray, scene: int, out: np.ndarray) -> None:
         t, lum = self.table, self._planes[0]
-        analyse(frame, self._f, LIGHTNESS, self._planes)
+        analyse(frame, self._f, *lightness_of(frame), self._planes)
         box_mean(self._planes, RADIUS, self._stats, self._tmp)
         mu, sd = float(lum.mean()), float(lum.std())
         new_shot = scene != self._scene
@@ -330,4 +339,4 @@ class Colorizer(SceneKernel):
                       self.temporal, self.lo, self.hi)
         self._last_mu = mu
         self._stats, self._prev = self._prev, self._stats
-        render(frame, self._state, self.strength, self._ty, self._fy, self._tx, self._fx, LIGHTNESS, out)
+        render(frame, self._state, self.strength, self._ty, self._fy, self._tx, self._fx, *lightness_of(frame), out)

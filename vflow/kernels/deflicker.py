@@ -58,14 +58,16 @@ def block_means(frame: np.ndarray, rows: int, cols: int) -> np.ndarray:
     return out
 
 
+def apply_gains(frame: np.ndarray, gains: np.ndarray, out: np.ndarray) -> None:
+    """``out = clip(round(frame * gains[c]))`` through a per-channel lookup table of every code (an even gain)."""
+    vmax = int(np.iinfo(frame.dtype).max)
+    lut = np.clip(np.floor(np.arange(vmax + 1)[None, :] * gains[:, None] + 0.5), 0, vmax).astype(frame.dtype)
+    _apply_lut(frame, lut, out)
+
+
 @serialised
 @nb.njit(nogil=True, cache=True, parallel=True)
-def apply_gains(frame: np.ndarray, gains: np.ndarray, out: np.ndarray) -> None:
-    """``out = clip(round(frame * gains[c]))`` through a per-channel lookup table (an even gain)."""
-    lut = np.empty((3, 256), np.uint8)
-    for c in range(3):
-        for v in range(256):
-            lut[c, v] = min(max(int(v * gains[c] + 0.5), 0), 255)
+def _apply_lut(frame: np.ndarray, lut: np.ndarray, out: np.ndarray) -> None:
     h, w, _ = frame.shape
     for y in nb.prange(h):
         for x in range(w):
@@ -75,8 +77,8 @@ def apply_gains(frame: np.ndarray, gains: np.ndarray, out: np.ndarray) -> None:
 
 @serialised
 @nb.njit(nogil=True, cache=True, parallel=True, fastmath=True)
-def apply_field(frame: np.ndarray, coef: np.ndarray, max_gain: float, out: np.ndarray) -> None:
-    """``out = clip(round(frame * g))``, per channel ``c`` the gain ``g = exp(a + gx x + gy y)`` with
+def apply_field(frame: np.ndarray, coef: np.ndarray, max_gain: float, vmax: int, out: np.ndarray) -> None:
+    """``out = clip(round(frame * g), 0, vmax)``, per channel ``c`` the gain ``g = exp(a + gx x + gy y)`` with
     ``(a, gx, gy) = coef[c]`` and ``x``, ``y`` from -1 to 1 across the frame (block centres' scale), held
     within ``1 / max_gain .. max_gain``."""
     h, w, _ = frame.shape
@@ -93,7 +95,7 @@ def apply_field(frame: np.ndarray, coef: np.ndarray, max_gain: float, out: np.nd
             for c in range(3):
                 g = min(max(cols[c, x] * rows[c, y], lo), hi)
                 out[y, x, c] = min(max(np.float32(frame[y, x, c]) * g + np.float32(0.5), np.float32(0.0)),
-                                   np.float32(255.0))
+                                   np.float32(vmax))
 
 
 @nb.njit(nogil=True, cache=True, inline="always")
@@ -209,7 +211,7 @@ class Deflicker(ShotWindow):
         self._reset()
 
     def _add(self, frame: np.ndarray) -> None:
-        blocks = block_means(frame, *GRID).reshape(-1, 3)
+        blocks = block_means(frame, *GRID).reshape(-1, 3) * (255 / np.iinfo(frame.dtype).max)  # 8-bit levels
         level = self._levels[-1] + common_change(self._blocks, blocks) if self._levels else np.zeros((3, 3))
         self._frames.append(frame)
         self._levels.append(level)
@@ -244,7 +246,7 @@ class Deflicker(ShotWindow):
                         coef[c, j] = z[t_in] - y[t_in, c, j]
             done = np.empty_like(frame)
             if coef[:, 1:].any():
-                apply_field(frame, coef, self.max_gain, done)
+                apply_field(frame, coef, self.max_gain, int(np.iinfo(frame.dtype).max), done)
             else:
                 apply_gains(frame, np.clip(np.exp(coef[:, 0]), 1 / self.max_gain, self.max_gain), done)
             out.append(done)

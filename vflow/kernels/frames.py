@@ -12,19 +12,19 @@ def fixed_weights(weights: tuple[float, float, float], total: int) -> np.ndarray
 
 
 def check_frames(frames: np.ndarray, scene_ids: np.ndarray) -> None:
-    """The shapes every per-scene frame kernel takes: (N, H, W, 3) uint8 frames and one scene id each."""
-    if frames.ndim != 4 or frames.shape[3] != 3 or frames.dtype != np.uint8:
-        raise ValueError(f"expected (N, H, W, 3) uint8 frames, got {frames.shape} {frames.dtype}")
+    """The shapes every per-scene frame kernel takes: (N, H, W, 3) uint8 or uint16 frames, one scene id each."""
+    if frames.ndim != 4 or frames.shape[3] != 3 or frames.dtype not in (np.uint8, np.uint16):
+        raise ValueError(f"expected (N, H, W, 3) uint8 or uint16 frames, got {frames.shape} {frames.dtype}")
     if len(scene_ids) != len(frames):
         raise ValueError(f"{len(scene_ids)} scene ids for {len(frames)} frames")
 
 
 class SceneKernel:
-    """A streaming kernel with state per scene: ``(N, H, W, 3)`` uint8 frames in, as many out, each frame
+    """A streaming kernel with state per scene: ``(N, H, W, 3)`` uint8 or uint16 frames in, as many out, each frame
     through :meth:`_step` with its scene index, after :meth:`_buffers` has sized the state for the frames."""
 
     def __call__(self, frames: np.ndarray, scene_ids: np.ndarray) -> np.ndarray:
-        """Process ``(N, H, W, 3)`` uint8 frames; ``scene_ids[i]`` is frame i's scene index."""
+        """Process ``(N, H, W, 3)`` frames; ``scene_ids[i]`` is frame i's scene index."""
         check_frames(frames, scene_ids)
         out = np.empty_like(frames)
         if len(frames) == 0:
@@ -43,7 +43,7 @@ class SceneKernel:
 
 
 class ShotWindow:
-    """A streaming kernel that holds frames of the current shot: push ``(N, H, W, 3)`` uint8 frames with their
+    """A streaming kernel that holds frames of the current shot: push ``(N, H, W, 3)`` frames with their
     scene ids and get back the frames that are ready, in order; ``flush`` returns the rest when the shot (or
     the stream) ends. Calling it on a whole clip does both. Subclasses add a frame (:meth:`_add`), say which
     frames are ready (:meth:`_emit`) and clear their state (:meth:`_reset`, which sets ``_scene`` to None)."""

@@ -1,4 +1,8 @@
-"""sRGB (uint8) <-> CIE Lab (D65) in float32 numba kernels, and a per-channel Lab remap through tables.
+"""sRGB (uint8 or uint16) <-> CIE Lab (D65) in float32 numba kernels, and a per-channel Lab remap through tables.
+
+The kernels take either depth: the sRGB-code-to-linear table of the frames' depth is passed in
+(:func:`linear_table`), and Lab is written back at ``vmax`` (255: exact rounding through thresholds;
+65535: the sRGB curve itself, rounded).
 
 ``remap_lab`` is the per-pixel half of colour transfer: each Lab channel goes through its own
 piecewise-linear table sampled on a fixed grid (``lab_grid``) spanning the sRGB gamut, so any
@@ -35,6 +39,7 @@ def lightness(y: np.ndarray) -> np.ndarray:
 
 
 _LINEAR = srgb_to_linear(np.arange(256) / 255).astype(np.float32)  # sRGB code -> linear light
+_LINEAR16 = srgb_to_linear(np.arange(65536) / 65535).astype(np.float32)
 # Linear light -> sRGB code, rounded exactly: code v starts where the sRGB value reaches (v - 0.5)/255.
 _THRESH = np.concatenate([[-1.0], srgb_to_linear((np.arange(1, 256) - 0.5) / 255), [2.0]]).astype(np.float32)
 _CELLS = 4096  # narrower than the closest two thresholds (0.0003 near black): at most one step up
@@ -58,9 +63,14 @@ def _f(t):
     return _ROOT[k] + (pos - _F32(k)) * (_ROOT[k + 1] - _ROOT[k])
 
 
+def linear_table(dtype: np.dtype) -> np.ndarray:
+    """sRGB code -> linear light for frames of ``dtype`` (uint8 or uint16)."""
+    return _LINEAR if np.dtype(dtype) == np.uint8 else _LINEAR16
+
+
 @nb.njit(nogil=True, cache=True, inline="always", fastmath=True)
-def _to_lab(r, g, b):
-    lr, lg, lb = _LINEAR[r], _LINEAR[g], _LINEAR[b]
+def _to_lab(r, g, b, lin):
+    lr, lg, lb = lin[r], lin[g], lin[b]
     fx = _f(_TO_XYZ[0, 0] * lr + _TO_XYZ[0, 1] * lg + _TO_XYZ[0, 2] * lb)
     fy = _f(_TO_XYZ[1, 0] * lr + _TO_XYZ[1, 1] * lg + _TO_XYZ[1, 2] * lb)
     fz = _f(_TO_XYZ[2, 0] * lr + _TO_XYZ[2, 1] * lg + _TO_XYZ[2, 2] * lb)
@@ -81,26 +91,34 @@ def _encode(lin):
 
 
 @nb.njit(nogil=True, cache=True, inline="always", fastmath=True)
-def lab_to_rgb_into(l_, a, b, out, i):
-    """Write one Lab colour ``(l_, a, b)`` (float32) as uint8 sRGB into ``out[i, 0:3]``, gamut-clipped and
-    exactly rounded, as :func:`lab_to_rgb` converts it. A numba function, inlined into the calling kernel:
-    other kernels that produce Lab per pixel (colorize's render) write their output through it."""
+def _encode16(lin):
+    lin = min(max(lin, _F32(0)), _F32(1))
+    v = _F32(12.92) * lin if lin <= _F32(0.0031308) else _F32(1.055) * lin ** _F32(1 / 2.4) - _F32(0.055)
+    return min(int(v * _F32(65535) + _F32(0.5)), 65535)
+
+
+@nb.njit(nogil=True, cache=True, inline="always", fastmath=True)
+def lab_to_rgb_into(l_, a, b, out, i, vmax):
+    """Write one Lab colour ``(l_, a, b)`` (float32) as sRGB codes 0..``vmax`` (255 or 65535) into
+    ``out[i, 0:3]``, gamut-clipped and rounded, as :func:`lab_to_rgb` converts it. A numba function, inlined
+    into the calling kernel: other kernels that produce Lab per pixel (colorize's render) write through it."""
     fy = (l_ + _F32(16)) / _F32(116)
     x, y, z = _finv(fy + a / _F32(500)), _finv(fy), _finv(fy - b / _F32(200))
     for c in range(3):
-        out[i, c] = _encode(_TO_RGB[c, 0] * x + _TO_RGB[c, 1] * y + _TO_RGB[c, 2] * z)
+        lin = _TO_RGB[c, 0] * x + _TO_RGB[c, 1] * y + _TO_RGB[c, 2] * z
+        out[i, c] = _encode(lin) if vmax == 255 else _encode16(lin)
 
 
 @nb.njit(nogil=True, cache=True)
-def _rgb_to_lab(rgb, out):
+def _rgb_to_lab(rgb, lin, out):
     for i in range(rgb.shape[0]):
-        out[i, 0], out[i, 1], out[i, 2] = _to_lab(rgb[i, 0], rgb[i, 1], rgb[i, 2])
+        out[i, 0], out[i, 1], out[i, 2] = _to_lab(rgb[i, 0], rgb[i, 1], rgb[i, 2], lin)
 
 
 @nb.njit(nogil=True, cache=True)
-def _lab_to_rgb(lab, out):
+def _lab_to_rgb(lab, out, vmax):
     for i in range(lab.shape[0]):
-        lab_to_rgb_into(lab[i, 0], lab[i, 1], lab[i, 2], out, i)
+        lab_to_rgb_into(lab[i, 0], lab[i, 1], lab[i, 2], out, i, vmax)
 
 
 @nb.njit(nogil=True, cache=True, inline="always", fastmath=True)
@@ -113,28 +131,28 @@ def _lookup(table, c, pos):
 
 @serialised
 @nb.njit(nogil=True, cache=True, parallel=True, fastmath=True)
-def _remap(rgb, table, lo, scale, out):
+def _remap(rgb, lin, table, lo, scale, out, vmax):
     for i in nb.prange(rgb.shape[0]):
-        l_, a, b = _to_lab(rgb[i, 0], rgb[i, 1], rgb[i, 2])
+        l_, a, b = _to_lab(rgb[i, 0], rgb[i, 1], rgb[i, 2], lin)
         lab_to_rgb_into(_lookup(table, 0, (l_ - lo[0]) * scale[0]), _lookup(table, 1, (a - lo[1]) * scale[1]),
-                        _lookup(table, 2, (b - lo[2]) * scale[2]), out, i)
+                        _lookup(table, 2, (b - lo[2]) * scale[2]), out, i, vmax)
 
 
 # rgb_to_lab / lab_to_rgb serve statistics on subsampled frames: serial, since waking a second thread
 # costs more than their work; the whole-frame path is remap_lab, parallel.
 def rgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:
-    """(..., 3) uint8 sRGB -> (..., 3) float32 Lab (L in 0..100)."""
-    flat = np.ascontiguousarray(rgb.numpy(), np.uint8).reshape(-1, 3)
+    """(..., 3) uint8 or uint16 sRGB -> (..., 3) float32 Lab (L in 0..100)."""
+    flat = np.ascontiguousarray(rgb.numpy()).reshape(-1, 3)
     out = np.empty(flat.shape, np.float32)
-    _rgb_to_lab(flat, out)
+    _rgb_to_lab(flat, linear_table(flat.dtype), out)
     return torch.from_numpy(out.reshape(rgb.shape))
 
 
-def lab_to_rgb(lab: torch.Tensor) -> torch.Tensor:
-    """(..., 3) Lab -> (..., 3) uint8 sRGB (out-of-gamut colours clipped)."""
+def lab_to_rgb(lab: torch.Tensor, dtype: type = np.uint8) -> torch.Tensor:
+    """(..., 3) Lab -> (..., 3) sRGB of ``dtype`` (uint8 or uint16; out-of-gamut colours clipped)."""
     flat = np.ascontiguousarray(lab.numpy(), np.float32).reshape(-1, 3)
-    out = np.empty(flat.shape, np.uint8)
-    _lab_to_rgb(flat, out)
+    out = np.empty(flat.shape, dtype)
+    _lab_to_rgb(flat, out, int(np.iinfo(dtype).max))
     return torch.from_numpy(out.reshape(lab.shape))
 
 
@@ -144,12 +162,13 @@ def lab_grid(cells: int) -> np.ndarray:
 
 
 def remap_lab(rgb: np.ndarray, table: np.ndarray) -> np.ndarray:
-    """(..., 3) uint8 sRGB through per-channel Lab tables ``(3, cells + 1)`` on ``lab_grid(cells)``:
+    """(..., 3) uint8 or uint16 sRGB through per-channel Lab tables ``(3, cells + 1)`` on ``lab_grid(cells)``:
     each channel's value is looked up (linear interpolation, clamped to the grid) and the result
-    converted back to uint8 sRGB, gamut-clipped."""
-    flat = np.ascontiguousarray(rgb, np.uint8).reshape(-1, 3)
+    converted back to sRGB of the same depth, gamut-clipped."""
+    flat = np.ascontiguousarray(rgb).reshape(-1, 3)
     out = np.empty_like(flat)
     cells = table.shape[1] - 1
     scale = (cells / (LAB_RANGE[:, 1] - LAB_RANGE[:, 0])).astype(np.float32)
-    _remap(flat, np.ascontiguousarray(table, np.float32), LAB_RANGE[:, 0].copy(), scale, out)
+    _remap(flat, linear_table(flat.dtype), np.ascontiguousarray(table, np.float32), LAB_RANGE[:, 0].copy(), scale,
+           out, int(np.iinfo(flat.dtype).max))
     return out.reshape(rgb.shape)

@@ -30,25 +30,28 @@ HIST_BINS = 16 * 4 + 1  # 16 hues x 4 saturations, plus one achromatic bin
 
 
 def downscale_rgb(frames: np.ndarray, step: int) -> np.ndarray:
-    """Block means of ``(N, H, W, 3)`` uint8 frames over ``step`` x ``step`` blocks, as
-    ``(N, H//step, W//step, 3)`` float32. Blocks of 16 rows or more average 4 evenly spaced rows (still
-    64+ pixels each): reading a quarter of a large frame is what makes it cheap, while skipping fewer
-    rows saves nothing (the memory prefetcher fetches the rows in between anyway)."""
+    """Block means of ``(N, H, W, 3)`` uint8 or uint16 frames over ``step`` x ``step`` blocks, as
+    ``(N, H//step, W//step, 3)`` float32 in 8-bit levels (0..255 whatever the depth: every threshold of the
+    detector is in those units). Blocks of 16 rows or more average 4 evenly spaced rows (still 64+ pixels
+    each): reading a quarter of a large frame is what makes it cheap, while skipping fewer rows saves
+    nothing (the memory prefetcher fetches the rows in between anyway)."""
     stride = step // 4 if step >= 16 else 1
     rows = len(range(0, step, stride))
-    kind = np.empty(0, np.uint16 if rows * 255 <= np.iinfo(np.uint16).max else np.uint32)
-    return _downscale(frames, step, stride, kind)
+    vmax = int(np.iinfo(frames.dtype).max)
+    kind = np.empty(0, np.uint16 if rows * vmax <= np.iinfo(np.uint16).max else np.uint32)
+    return _downscale(frames, step, stride, kind, 255.0 / vmax)
 
 
 @nb.njit(nogil=True, cache=True)
-def _downscale(frames: np.ndarray, step: int, stride: int, kind: np.ndarray) -> np.ndarray:
+def _downscale(frames: np.ndarray, step: int, stride: int, kind: np.ndarray, scale: float) -> np.ndarray:
     """One pass over the input: every ``stride``-th row of a block row is summed into one integer row of
-    ``kind``'s dtype (uint16 when the sums fit: twice the SIMD lanes), then that row across each block."""
+    ``kind``'s dtype (uint16 when the sums fit: twice the SIMD lanes), then that row across each block;
+    ``scale`` takes code values to 8-bit levels."""
     n = frames.shape[0]
     h = frames.shape[1] // step
     w = frames.shape[2] // step
     out = np.empty((n, h, w, 3), np.float32)
-    inv = np.float32(1.0 / (len(range(0, step, stride)) * step))
+    inv = np.float32(scale / (len(range(0, step, stride)) * step))
     span = w * step * 3
     acc = np.empty(span, kind.dtype)  # allocated here, so the compiler knows it aliases nothing
     blocks = acc.reshape((w, step * 3))
@@ -308,9 +311,9 @@ class SceneDetector:
         self._count = 0  # differences pushed into the ring so far
 
     def push(self, frames: np.ndarray) -> list[int]:
-        """Add ``(N, H, W, 3)`` uint8 RGB frames; return the cuts that became decidable."""
-        if frames.ndim != 4 or frames.shape[3] != 3 or frames.dtype != np.uint8:
-            raise ValueError(f"expected (N, H, W, 3) uint8 frames, got {frames.shape} {frames.dtype}")
+        """Add ``(N, H, W, 3)`` uint8 or uint16 RGB frames; return the cuts that became decidable."""
+        if frames.ndim != 4 or frames.shape[3] != 3 or frames.dtype not in (np.uint8, np.uint16):
+            raise ValueError(f"expected (N, H, W, 3) uint8 or uint16 frames, got {frames.shape} {frames.dtype}")
         if len(frames) == 0:
             return []
         step = max(1, frames.shape[2] // self.width)

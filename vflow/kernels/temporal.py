@@ -13,8 +13,9 @@ as blotches shows there as it is; texture that moves with the picture (grain of 
 detail) matches and is not taken for noise, which the spatial estimates of single-frame denoisers do. Where
 few neighbours matched (fast or new content, the ends of a shot), a 3x3 bilateral pass
 (:mod:`vflow.kernels.bilateral`) takes what noise the average left, with a range that follows it, so a
-well-averaged pixel is left as it is. Frames are ``(N, H, W, 3)`` uint8 RGB; they leave ``radius`` frames
-late, or at the end of their shot.
+well-averaged pixel is left as it is. Frames are ``(N, H, W, 3)`` uint8 or uint16 RGB; they leave ``radius``
+frames late, or at the end of their shot. The constants are in 8-bit levels: 16-bit frames match on luma in
+those units, and the noise floors scale with the code range.
 """
 
 from __future__ import annotations
@@ -224,16 +225,22 @@ def start(frame: np.ndarray, acc: np.ndarray, wsum: np.ndarray, wsq: np.ndarray)
 @serialised
 @nb.njit(nogil=True, cache=True, parallel=True, fastmath=True)
 def mean_and_range(acc: np.ndarray, wsum: np.ndarray, wsq: np.ndarray, var: float, range_k: float,
-                   coef: np.ndarray) -> None:
+                   floor: float, coef: np.ndarray) -> None:
     """``acc /= wsum`` in place, and into ``coef`` the spatial pass's range for the noise the average left:
-    ``var * wsq / wsum^2`` of it (all of it where no neighbour matched), times ``range_k^2``."""
+    ``var * wsq / wsum^2`` of it (all of it where no neighbour matched), times ``range_k^2`` (none under
+    ``floor``, see :func:`range_coef`)."""
     _, h, w = acc.shape
     for y in nb.prange(h):
         for x in range(w):
             inv = np.float32(1.0) / wsum[y, x]
             for c in range(3):
                 acc[c, y, x] *= inv
-            coef[y, x] = range_coef(range_k * range_k * var * wsq[y, x] * inv * inv)
+            coef[y, x] = range_coef(range_k * range_k * var * wsq[y, x] * inv * inv, floor)
+
+
+def _unit(frame: np.ndarray) -> float:
+    """Code values per 8-bit level: 1 for uint8 frames, 257 for uint16."""
+    return np.iinfo(frame.dtype).max / 255
 
 
 @dataclass
@@ -269,7 +276,7 @@ class TemporalDenoiser(ShotWindow):
     def _add(self, frame: np.ndarray) -> None:
         self._buffers(*frame.shape[:2])
         pyr = self._spare.pop() if self._spare else pyramid(*frame.shape[:2])
-        luma_pyramid(frame, self._kw, pyr)
+        luma_pyramid(frame, self._kw * np.float32(1 / _unit(frame)), pyr)   # luma in 8-bit levels, the matching's units
         held = _Held(frame, pyr)
         if self._held:   # the noise of this frame and the last, matched
             last = self._held[-1]
@@ -334,12 +341,15 @@ class TemporalDenoiser(ShotWindow):
             var = float(np.median(list(self._pairs)[: t + self.radius + 1 - self._pair0]))
         else:
             var = self.sigma**2
-        var = max(var * self.strength**2, MIN_VAR)
-        self.last_sigma = math.sqrt(var)
+        unit = _unit(cur.frame)
+        if self.sigma is not None:
+            var *= unit * unit
+        var = max(var * self.strength**2, MIN_VAR * unit * unit)
+        self.last_sigma = math.sqrt(var) / unit
         start(cur.frame, self._acc, self._wsum, self._wsq)
         for i, k in enumerate(others):
             accumulate(cur.frame, self._held[k - self._first].frame, self._vec[i], BLOCK, var, SPREAD,
                        self._dist, self._rowsum, self._acc, self._wsum, self._wsq)
-        mean_and_range(self._acc, self._wsum, self._wsq, var, self.range_k, self._dist)
-        spatial_step(self._acc, self._dist, out, self._rows)
+        mean_and_range(self._acc, self._wsum, self._wsq, var, self.range_k, 0.25 * unit * unit, self._dist)
+        spatial_step(self._acc, self._dist, out, self._rows, int(np.iinfo(out.dtype).max))
         return out

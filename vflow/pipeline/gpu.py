@@ -1,15 +1,15 @@
-"""Device batching: uint8 frame batches in, a model on the device, uint8 frames out, with no per-batch sync.
+"""Device batching: frame batches in, a model on the device, frames of the same depth out, with no per-batch sync.
 
 On CUDA, each batch is staged into a ring of pinned host buffers, copied host->device on a side stream
-while the previous batch computes (double buffering), converted uint8->float and back on the device,
+while the previous batch computes (double buffering), converted codes->float and back on the device,
 and copied device->host on another side stream into pinned memory that is handed out as the result;
 the host waits only for the *oldest* batch in flight. On the CPU the very same ring and ordering logic
 runs, with plain buffers and no streams: the only CUDA-specific code is the small ``_Cuda`` backend.
 
 With ``tile`` set, the model runs tile by tile (each tile padded by ``tile_overlap`` pixels of real
 context, neighbouring tiles blended across the middle of their overlap, so seams do not show) and each
-row of tiles becomes uint8 as soon as it is done: device memory is bounded by a strip of the frame and
-the uint8 frames, whatever the frame size. A temporal model gets each frame's window of neighbours,
+row of tiles becomes codes as soon as it is done: device memory is bounded by a strip of the frame and
+the frames themselves, whatever the frame size. A temporal model gets each frame's window of neighbours,
 gathered on the device from frames that were copied there once.
 """
 
@@ -48,8 +48,8 @@ class _Host:
     def __init__(self, device: torch.device):
         self.device = device
 
-    def empty(self, shape: tuple[int, ...]) -> torch.Tensor:
-        return torch.empty(shape, dtype=torch.uint8)
+    def empty(self, shape: tuple[int, ...], dtype: torch.dtype = torch.uint8) -> torch.Tensor:
+        return torch.empty(shape, dtype=dtype)
 
     def upload(self, host: torch.Tensor) -> torch.Tensor:
         return host
@@ -72,8 +72,8 @@ class _Cuda(_Host):
         self.upload_stream, self.download_stream = torch.cuda.Stream(device), torch.cuda.Stream(device)
         self.compute_stream = torch.cuda.current_stream(device)
 
-    def empty(self, shape: tuple[int, ...]) -> torch.Tensor:
-        return torch.empty(shape, dtype=torch.uint8, pin_memory=True)
+    def empty(self, shape: tuple[int, ...], dtype: torch.dtype = torch.uint8) -> torch.Tensor:
+        return torch.empty(shape, dtype=dtype, pin_memory=True)
 
     def upload(self, host: torch.Tensor) -> torch.Tensor:
         with torch.cuda.stream(self.upload_stream):
@@ -85,7 +85,7 @@ class _Cuda(_Host):
     def download(self, dev: torch.Tensor) -> tuple[torch.Tensor, Any]:
         # on its own stream, so the next batch computes while this one is copied out; into a fresh pinned
         # tensor from torch's caching host allocator, handed out as it is (no second copy)
-        host = self.empty(tuple(dev.shape))
+        host = self.empty(tuple(dev.shape), dev.dtype)
         self.download_stream.wait_stream(self.compute_stream)
         with torch.cuda.stream(self.download_stream):
             host.copy_(dev, non_blocking=True)
@@ -124,13 +124,14 @@ def blend_ramp(lo: int, hi: int, start: int, stop: int, size: int, band: int, sc
 
 
 class DeviceRunner:
-    """Runs ``model`` over uint8 (N, H, W, 3) CPU batches on ``device``; results come back in order.
+    """Runs ``model`` over uint8 or uint16 (N, H, W, 3) CPU batches on ``device``; results come back in order,
+    at the depth of the frames that went in.
 
     ``model`` maps float (N, 3, h, w) in [0, 1] to float (N, 3, s*h, s*w) for an integer scale ``s``; with
     ``windows`` (an (N, T) index into the submitted frames) it gets each output frame's window instead,
     (N, T, 3, h, w), gathered on the device, so every frame crosses to the device once. ``submit`` returns the
     results that are ready (a batch comes back when ``depth`` newer batches are in flight, or at ``drain``);
-    each result is ``(tag, frames)`` with ``frames`` a fresh uint8 CPU tensor.
+    each result is ``(tag, frames)`` with ``frames`` a fresh CPU tensor.
 
     Tiles overlap by ``tile_overlap`` pixels of context per side; neighbouring tiles are blended linearly over
     ``tile_overlap // 2`` pixels centred on their border, so every pixel kept has at least 3/4 of the overlap
@@ -153,15 +154,16 @@ class DeviceRunner:
         self._next = 0
 
     @staticmethod
-    def _buffer(current: torch.Tensor | None, shape: tuple[int, ...], make: Callable[[tuple[int, ...]], torch.Tensor]
-                ) -> torch.Tensor:
-        if current is None or current.numel() < _numel(shape):
-            return make(shape)
+    def _buffer(current: torch.Tensor | None, shape: tuple[int, ...], dtype: torch.dtype,
+                make: Callable[[tuple[int, ...], torch.dtype], torch.Tensor]) -> torch.Tensor:
+        if current is None or current.dtype != dtype or current.numel() < _numel(shape):
+            return make(shape, dtype)
         return current.view(-1)[: _numel(shape)].view(shape)
 
     def _run(self, x: torch.Tensor) -> torch.Tensor:
-        """uint8 (N, [T,] 3, h, w) on the device -> the model's float output (N, 3, s*h, s*w)."""
-        part = x.to(self.dtype).div_(255)
+        """uint8 codes or float in [0, 1], (N, [T,] 3, h, w) on the device -> the model's float output
+        (N, 3, s*h, s*w)."""
+        part = x.to(self.dtype).div_(255) if x.dtype == torch.uint8 else x.to(self.dtype)
         if self.channels_last and part.dim() == 4:
             part = part.contiguous(memory_format=torch.channels_last)
         y = self.model(part)
@@ -172,26 +174,31 @@ class DeviceRunner:
         return y
 
     @staticmethod
-    def _to_uint8(y: torch.Tensor) -> torch.Tensor:
-        """float (N, 3, H, W) in [0, 1] -> uint8 (N, H, W, 3), rounded to nearest."""
-        if y.dtype == torch.bfloat16:  # 8 mantissa bits: too coarse to round x255 in
+    def _to_codes(y: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """float (N, 3, H, W) in [0, 1] -> uint8 or uint16 (N, H, W, 3) codes, rounded to nearest."""
+        vmax = 255 if dtype == torch.uint8 else 65535
+        if y.dtype != torch.float32 and (y.dtype == torch.bfloat16 or vmax > 255):  # too coarse to round in
             y = y.float()
-        return y.mul(255).round_().clamp_(0, 255).permute(0, 2, 3, 1).to(torch.uint8, memory_format=torch.contiguous_format)
+        return y.mul(vmax).round_().clamp_(0, vmax).permute(0, 2, 3, 1).to(dtype, memory_format=torch.contiguous_format)
 
     def _forward(self, frames: torch.Tensor, windows: torch.Tensor | None) -> torch.Tensor:
-        """uint8 NHWC -> (windows gathered) -> model, tile by tile -> clamped uint8 NHWC, all on the device."""
+        """NHWC codes -> (windows gathered) -> model, tile by tile -> clamped NHWC codes, all on the device.
+        16-bit frames become float32 in [0, 1] first: fp16 holds no 65535, and uint16 takes few ops."""
         with torch.no_grad():
             x = frames.to(self.device, non_blocking=True).permute(0, 3, 1, 2)
+            if frames.dtype != torch.uint8:
+                x = x.to(torch.float32).div_(65535)
             if windows is not None:
                 x = x[windows]
             h, w = x.shape[-2:]
             if self.tile <= 0 or (self.tile >= h and self.tile >= w):
-                return self._to_uint8(self._run(x))
-            return self._tiled(x, h, w)
+                return self._to_codes(self._run(x), frames.dtype)
+            return self._tiled(x, h, w, frames.dtype)
 
-    def _tiled(self, x: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    def _tiled(self, x: torch.Tensor, h: int, w: int, dtype: torch.dtype) -> torch.Tensor:
         """One row of tiles at a time: each tile's output, weighted by its blending ramps, is added into a float
-        strip; a strip's rows are final (and become uint8) once the next row of tiles has added its share."""
+        strip; a strip's rows are final (and become codes of ``dtype``) once the next row of tiles has added its
+        share."""
         t, ov, band = self.tile, self.tile_overlap, self.band
         out: torch.Tensor | None = None
         carry: torch.Tensor | None = None           # the bottom band of the previous strip, not final yet
@@ -210,7 +217,7 @@ class DeviceRunner:
                     strip = torch.zeros((y.shape[0], 3, (ly1 - ly0) * s, w * s), dtype=torch.float32, device=self.device)
                     wy = blend_ramp(ly0, ly1, y0, y1, h, band, s, self.device)[:, None]
                 if out is None:
-                    out = torch.empty((y.shape[0], h * s, w * s, 3), dtype=torch.uint8, device=self.device)
+                    out = torch.empty((y.shape[0], h * s, w * s, 3), dtype=dtype, device=self.device)
                 wx = blend_ramp(lx0, lx1, x0, x1, w, band, s, self.device)
                 used = y[:, :, (ly0 - py0) * s:(ly1 - py0) * s, (lx0 - px0) * s:(lx1 - px0) * s].float()
                 strip[:, :, :, lx0 * s:lx1 * s] += used * wy * wx
@@ -218,7 +225,7 @@ class DeviceRunner:
             if carry is not None:
                 strip[:, :, : carry.shape[2]] += carry
             done = ly1 if y1 == h else min(y1 - band, ly1)          # rows final after this strip
-            out[:, ly0 * s:done * s] = self._to_uint8(strip[:, :, : (done - ly0) * s])
+            out[:, ly0 * s:done * s] = self._to_codes(strip[:, :, : (done - ly0) * s], dtype)
             carry = strip[:, :, (done - ly0) * s:]
         assert out is not None
         return out
@@ -227,7 +234,7 @@ class DeviceRunner:
                ) -> list[tuple[Any, torch.Tensor]]:
         index = self._next % len(self.ring)
         self._next += 1
-        staged = self._buffer(self.ring[index], tuple(frames.shape), self.backend.empty)
+        staged = self._buffer(self.ring[index], tuple(frames.shape), frames.dtype, self.backend.empty)
         self.ring[index] = staged
         staged.copy_(frames)
         gather = None

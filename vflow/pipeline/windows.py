@@ -28,7 +28,7 @@ def memory_frames(keep: float) -> int:
 
 @dataclass(frozen=True)
 class Windows:
-    """Frames to run together: ``frames`` (S, H, W, 3) uint8 and ``index`` (N, 2*context+1) into them, one
+    """Frames to run together: ``frames`` (S, H, W, 3) uint8 or uint16 and ``index`` (N, 2*context+1) into them, one
     row per output frame; the outputs' ``pts`` and ``scene``, and the stream's ``time_base`` and ``color``."""
 
     frames: torch.Tensor

@@ -49,6 +49,9 @@ class Color(Stage):
     ```
     """
 
+    depths = frozenset({8, 16})
+    hdr = False   # black points, gains and Lab of an SDR picture
+
     def __init__(self, levels: bool = True, white_balance: bool = False, saturation: float = 1.0,
                  strength: float = 1.0, clip: float = 0.005, window: int = 24, max_gain: float = 3.0,
                  reference: str | None = None, transfer: Literal["meanstd", "histogram"] = "meanstd"):
@@ -85,21 +88,25 @@ class Color(Stage):
         return None
 
     def _measure(self, frame: np.ndarray) -> np.ndarray:
-        """Black point, white point and mean of each channel, on every 4th pixel."""
+        """Black point, white point and mean of each channel, on every 4th pixel, in 8-bit levels (the units
+        of the thresholds, whatever the depth)."""
         small = frame[::4, ::4].reshape(-1, 3)
+        vmax = int(np.iinfo(frame.dtype).max)
         out = np.empty((3, 3))
         for c in range(3):
-            cdf = np.cumsum(np.bincount(small[:, c], minlength=256))
+            cdf = np.cumsum(np.bincount(small[:, c], minlength=vmax + 1))
             n = cdf[-1]
             out[0, c] = np.searchsorted(cdf, self.clip * n)
             out[1, c] = np.searchsorted(cdf, (1 - self.clip) * n)
             out[2, c] = small[:, c].mean()
-        return out
+        return out * (255 / vmax)
 
-    def _lut(self, state: np.ndarray) -> np.ndarray:
-        """Per-channel 256-entry map for the smoothed statistics."""
+    def _lut(self, state: np.ndarray, dtype: np.dtype) -> np.ndarray:
+        """Per-channel map of every code value of ``dtype`` (256 or 65536 entries) for the smoothed statistics."""
         lo, hi, mean = state
-        v = np.arange(256, dtype=np.float64)[:, None]
+        vmax = int(np.iinfo(dtype).max)
+        k = vmax / 255
+        v = np.arange(vmax + 1, dtype=np.float64)[:, None] / k   # in 8-bit levels, as the statistics
         mapped = np.repeat(v, 3, axis=1)
         if self.levels:
             w = float(np.clip((lo.min() - LIFTED) / RAMP, 0.0, 1.0))
@@ -112,7 +119,7 @@ class Color(Stage):
             gains = np.clip(mean.mean() / np.maximum(mean, 1.0), 1.0 / self.max_gain, self.max_gain)
             mapped = mapped * gains
         mapped = v + self.strength * (mapped - v)
-        return np.clip(np.rint(mapped), 0, 255).astype(np.uint8).T.copy()  # (3, 256)
+        return np.clip(np.rint(mapped * k), 0, vmax).astype(dtype).T.copy()  # (3, vmax + 1)
 
     def process(self, batch: FrameBatch) -> FrameBatch:
         frames = batch.frames.numpy()
@@ -122,7 +129,7 @@ class Color(Stage):
             new_shot = scene != self._scene or self._state is None
             self._state = stats if new_shot else self._state + self.beta * (stats - self._state)
             self._scene = scene
-            lut = self._lut(self._state)
+            lut = self._lut(self._state, frames.dtype)
             for c in range(3):
                 out[i, ..., c] = lut[c][frame[..., c]]
             if self._target is not None:
@@ -131,7 +138,7 @@ class Color(Stage):
         if self.saturation != 1.0:
             f = result.float()
             luma = (f * self._luma).sum(-1, keepdim=True)
-            result = (luma + self.saturation * (f - luma)).round_().clamp_(0, 255).to(torch.uint8)
+            result = (luma + self.saturation * (f - luma)).round_().clamp_(0, batch.vmax).to(batch.frames.dtype)
         return batch.replace(frames=result)
 
     def _transfer(self, frame: np.ndarray, new_shot: bool) -> np.ndarray:

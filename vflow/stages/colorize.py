@@ -33,6 +33,9 @@ class Colorize(Stage):
     ```
     """
 
+    depths = frozenset({8, 16})
+    hdr = False   # Lab from the sRGB curve
+
     def __init__(self, reference: str, strength: float = 1.0, temporal: float = 0.9):
         if not 0 <= strength <= 4:
             raise ValueError(f"strength must be in [0, 4], got {strength}")

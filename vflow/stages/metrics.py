@@ -17,7 +17,8 @@ from ..pipeline.stage import Stage, StageContext
 @stage("metrics")
 class Metrics(Stage):
     """Compare two video streams frame by frame (in order): PSNR (dB) and SSIM (scikit-image's
-    definition, 7x7 window, on RGB), per frame and mean. ``path`` writes them as JSON. The runtime holds the
+    definition, 7x7 window, on RGB), per frame and mean, over the code range of the deeper input (an 8-bit
+    input is compared with a 16-bit one as v x 257, 8-bit codes exactly). ``path`` writes them as JSON. The runtime holds the
     faster input back (``paired_inputs``), so at most about a batch of frames waits for its partner.
 
     ```yaml
@@ -29,6 +30,7 @@ class Metrics(Stage):
     inputs = {"reference": FrameBatch, "distorted": FrameBatch}
     outputs: dict[str, type] = {}
     paired_inputs = True
+    depths = frozenset({8, 16})
 
     def __init__(self, path: str | None = None, ssim: bool = True):
         self.path, self.with_ssim = path, ssim
@@ -41,6 +43,8 @@ class Metrics(Stage):
         assert isinstance(ref, VideoInfo) and isinstance(dist, VideoInfo)
         if (ref.width, ref.height) != (dist.width, dist.height):
             raise ValueError(f"reference is {ref.width}x{ref.height} but distorted is {dist.width}x{dist.height}")
+        self._depth = max(ref.depth, dist.depth)
+        self._range = float((1 << self._depth) - 1)
         self._pending: dict[str, list[np.ndarray]] = {"reference": [], "distorted": []}
         self._unmatched = {"reference": 0, "distorted": 0}  # frames past the other stream's end: counted, not kept
         self._ended: set[str] = set()
@@ -56,13 +60,16 @@ class Metrics(Stage):
         if self._ended:  # the other stream has ended: count these frames, do not hold them
             self._unmatched[port] += len(item)
             return
-        self._pending[port] += list(item.frames.numpy())
+        frames = item.frames.numpy()
+        if item.depth < self._depth:
+            frames = frames.astype(np.uint16) * np.uint16(257)
+        self._pending[port] += list(frames)
         n = min(len(v) for v in self._pending.values())
         if n:
             a, b = (np.stack(self._pending[p][:n]) for p in ("reference", "distorted"))
-            self.psnr += [float(v) for v in psnr(a, b)]
+            self.psnr += [float(v) for v in psnr(a, b, self._range)]
             if self.with_ssim:
-                self.ssim += [float(v) for v in ssim(a, b)]
+                self.ssim += [float(v) for v in ssim(a, b, self._range)]
             for p in self._pending:
                 del self._pending[p][:n]
 

@@ -22,8 +22,8 @@ class Restore(Stage):
 
     A temporal model (vflow-film) restores each frame from its window of neighbours within its shot (run
     ``scene_split`` before; the window repeats the shot's end frames rather than cross a cut). Frames go
-    to the device in batches of ``batch`` through pinned, double-buffered copies (CUDA) and come back as
-    uint8; fp16 on CUDA, fp32 on the CPU (``precision: auto``). ``scale`` below the model's scale resizes
+    to the device in batches of ``batch`` through pinned, double-buffered copies (CUDA) and come back at their
+    own depth (8 or 16 bits); fp16 on CUDA, fp32 on the CPU (``precision: auto``). ``scale`` below the model's scale resizes
     its output on the device (bicubic, antialiased). ``tile`` bounds memory for any frame size, with
     ``tile_overlap`` pixels of context per tile side (default: the model's own) and the tiles blended.
     The same pixels come out whatever the batch size (within a level, rarely: oneDNN's algorithms vary
@@ -33,6 +33,9 @@ class Restore(Stage):
     restore: {type: restore, params: {model: vflow-film-1x, batch: 8, tile: 0}}
     ```
     """
+
+    depths = frozenset({8, 16})
+    hdr = False   # the models learnt SDR pictures
 
     def __init__(self, model: str = "vflow-film-1x", scale: int | None = None, device: str = "auto",
                  batch: int = 4, precision: Literal["auto", "fp32", "fp16", "bf16"] = "auto", tile: int = 0,

@@ -33,6 +33,8 @@ class SceneSplit(Stage):
     ```
     """
 
+    depths = frozenset({8, 16})
+
     def __init__(self, min_scene_len: int = 8, min_score: float = 12.0, list_path: str | None = None):
         if min_scene_len < 1:
             raise ValueError("min_scene_len must be at least 1")

@@ -33,6 +33,8 @@ class TemporalSmooth(Stage):
     ```
     """
 
+    depths = frozenset({8, 16})
+
     def __init__(self, mode: Literal["denoise", "deflicker", "both"] = "denoise", strength: float = 1.0,
                  radius: int = 3, window: int = 49):
         if mode not in ("denoise", "deflicker", "both"):
@@ -40,6 +42,11 @@ class TemporalSmooth(Stage):
         if strength <= 0 or window < 3 or radius < 1:
             raise ValueError("strength must be > 0, radius >= 1 and window >= 3")
         self.mode, self.strength, self.radius, self.window = mode, strength, radius, window
+
+    @property
+    def hdr(self) -> bool:  # type: ignore[override]
+        """The denoise is right on any transfer; the deflicker's gains are those of an SDR picture's light."""
+        return self.mode == "denoise"
 
     def context(self) -> tuple[int, int]:
         """The deflicker's trend window and the denoise's radius, one after the other."""

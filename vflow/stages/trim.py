@@ -22,6 +22,7 @@ class Trim(Stage):
     """
 
     frame_count_changes = "keeps only the frames of its time range"
+    depths = frozenset({8, 16})
 
     def __init__(self, start: float | None = None, end: float | None = None):
         if start is not None and end is not None and end <= start:
