@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from fractions import Fraction
 from pathlib import Path
+from typing import Any, Callable
 
 import av
 import numpy as np
 import pytest
+import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -15,9 +17,18 @@ import vflow
 from vflow.media.color import PLANAR, bits_of
 from vflow.media.hdr import mastering_of
 from vflow.pipeline.errors import GraphError
+from vflow.pipeline.stage import iter_results
+from vflow.stages.color import Color
+from vflow.stages.colorize import Colorize
 from vflow.stages.encode import keeping_format
+from vflow.stages.metrics import Metrics
+from vflow.stages.restore import Restore
+from vflow.stages.scene_split import SceneSplit
+from vflow.stages.temporal_smooth import TemporalSmooth
+from vflow.stages.trim import Trim
+from vflow.testing import check_stage_contract, synthetic_batches, synthetic_info
 
-from helpers_media import run_cli
+from helpers_media import DATA, run_cli
 
 PQ_MASTER = ("master-display=G(13250,34500)B(7500,3000)R(34000,16000)WP(15635,16450)L(10000000,50):"
              "max-cll=1000,400")
@@ -169,3 +180,60 @@ def test_the_kept_format_is_one_the_codec_takes_and_loses_only_what_it_says(code
     if not lost and source in PLANAR and not (codec == "ffv1" and depth == 8):
         s, o = PLANAR[source], PLANAR[name]
         assert o.sx + o.sy <= s.sx + s.sy
+
+
+# -- every built-in stage at 16 bits --------------------------------------------------------------
+
+REFERENCE = DATA / "images" / "documerica" / "557061.jpg"
+SIXTEEN: dict[str, Callable[[], vflow.Stage]] = {
+    "scene_split": lambda: SceneSplit(),
+    "denoise": lambda: TemporalSmooth(mode="denoise"),
+    "deflicker": lambda: TemporalSmooth(mode="deflicker", window=9),
+    "both": lambda: TemporalSmooth(mode="both", window=9),
+    "levels": lambda: Color(levels=True, white_balance=True, saturation=1.2),
+    "transfer": lambda: Color(reference=str(REFERENCE), transfer="histogram"),
+    "colorize": lambda: Colorize(reference=str(REFERENCE)),
+    "restore": lambda: Restore(model="vflow-film-1x", device="cpu", batch=2),
+    "trim": lambda: Trim(start=0.1),
+    "metrics": lambda: Metrics(),
+}
+
+
+def _frames(emitted: list[Any]) -> np.ndarray:
+    return np.concatenate([b.frames.numpy() for b in emitted if isinstance(b, vflow.FrameBatch)])
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("name", sorted(SIXTEEN))
+def test_every_built_in_stage_keeps_the_contract_at_16_bits(name: str) -> None:
+    emitted = check_stage_contract(SIXTEEN[name], frames=10, depth=16)
+    if name == "metrics":
+        return
+    out = _frames(emitted)
+    assert out.dtype == np.uint16
+    assert len(np.unique(out)) > 256, "the output was quantised to 8 bits"
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("name", sorted(set(SIXTEEN) - {"metrics", "trim", "both"}))
+def test_a_16_bit_stage_does_what_it_does_at_8_bits(name: str) -> None:
+    """The same frames at 8 bits and x 257 at 16: the outputs agree within rounding (every threshold of the
+    stages is in 8-bit levels, whatever the depth). ``both`` chains two of them: its denoise then sees the
+    deflicker's 8-bit rounding, which moves a few edge pixels' weights, so it is left to its parts."""
+    outs = []
+    for depth in (8, 16):
+        st = SIXTEEN[name]()
+        info = synthetic_info(64, 48, frames=12, depth=depth)
+        st.setup(vflow.StageContext(name=name, inputs={"video": info}, connected_outputs=frozenset({"video"})))
+        got: list[Any] = []
+        for b in synthetic_batches(12, 4):
+            if depth == 16:
+                b = b.replace(frames=b.frames.to(torch.int32).mul(257).to(torch.uint16))
+            got += list(iter_results(st.process(b)))
+        got += list(iter_results(st.finish()))
+        st.teardown(True)
+        outs.append(_frames(got).astype(np.float64))
+    eight, sixteen = outs
+    assert eight.shape == sixteen.shape
+    diff = np.abs(sixteen / 257 - eight)
+    assert diff.mean() < 0.5 and np.quantile(diff, 0.999) <= 2.0, (diff.mean(), diff.max())

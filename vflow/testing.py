@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from fractions import Fraction
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Literal, Sequence
 
 import numpy as np
 import torch
@@ -14,8 +14,11 @@ from .pipeline.registry import lookup, stage
 from .pipeline.stage import Stage, StageContext, coerce_param, iter_results, stage_params
 
 
-def synthetic_frames(n: int, width: int = 64, height: int = 48, seed: int = 0, start: int = 0) -> torch.Tensor:
-    """Deterministic (n, H, W, 3) uint8 frames: a moving gradient with a bright square and seeded noise."""
+def synthetic_frames(n: int, width: int = 64, height: int = 48, seed: int = 0, start: int = 0,
+                     depth: int = 8) -> torch.Tensor:
+    """Deterministic (n, H, W, 3) uint8 frames: a moving gradient with a bright square and seeded noise.
+    ``depth`` 16 gives uint16 frames: the same picture x 256 plus a fine pattern below the 8-bit level, so
+    a stage that loses the extra precision shows it."""
     y, x = np.mgrid[0:height, 0:width]
     out = np.empty((n, height, width, 3), np.uint8)
     rng = np.random.default_rng(seed + start)
@@ -27,25 +30,31 @@ def synthetic_frames(n: int, width: int = 64, height: int = 48, seed: int = 0, s
         sx, sy = (4 * t) % max(1, width - 8), (2 * t) % max(1, height - 8)
         out[i, sy:sy + 8, sx:sx + 8] = 250
         out[i] = np.clip(out[i].astype(np.int16) + rng.integers(-6, 7, (height, width, 3)), 0, 255)
+    if depth == 16:
+        fine = ((x * 37 + y * 11 + 5 * start)[None, :, :, None] + np.arange(n)[:, None, None, None] * 5) % 256
+        return torch.from_numpy((out.astype(np.uint16) << 8) | fine.astype(np.uint16))
     return torch.from_numpy(out)
 
 
-def synthetic_info(width: int = 64, height: int = 48, fps: int = 25, frames: int | None = None) -> VideoInfo:
+def synthetic_info(width: int = 64, height: int = 48, fps: int = 25, frames: int | None = None,
+                   depth: int = 8) -> VideoInfo:
     return VideoInfo(width=width, height=height, time_base=Fraction(1, fps), frame_rate=Fraction(fps),
-                     color=ColorInfo(6, 1, 6, 6), frames=frames)
+                     color=ColorInfo(6, 1, 6, 6), frames=frames, depth=depth,
+                     pix_fmt="yuv420p" if depth == 8 else "yuv420p10le")
 
 
 def synthetic_batches(n: int, batch: int = 4, width: int = 64, height: int = 48, fps: int = 25,
-                      seed: int = 0) -> list[FrameBatch]:
+                      seed: int = 0, depth: int = 8) -> list[FrameBatch]:
     """``n`` frames in batches of ``batch``, pts 0, 1, 2, … in a 1/fps time base."""
-    return list(_iter_batches(n, batch, width, height, fps, seed))
+    return list(_iter_batches(n, batch, width, height, fps, seed, depth))
 
 
-def _iter_batches(n: int, batch: int, width: int, height: int, fps: int, seed: int) -> Iterator[FrameBatch]:
+def _iter_batches(n: int, batch: int, width: int, height: int, fps: int, seed: int,
+                  depth: int = 8) -> Iterator[FrameBatch]:
     info = synthetic_info(width, height, fps)
     for seq, start in enumerate(range(0, n, batch)):
         k = min(batch, n - start)
-        yield FrameBatch(frames=synthetic_frames(k, width, height, seed, start),
+        yield FrameBatch(frames=synthetic_frames(k, width, height, seed, start, depth),
                          pts=torch.arange(start, start + k, dtype=torch.int64), time_base=info.time_base,
                          seq=seq, color=info.color)
 
@@ -63,16 +72,17 @@ class SyntheticSource(Stage):
     outputs = {"video": FrameBatch}
 
     def __init__(self, frames: int = 16, width: int = 64, height: int = 48, fps: int = 25, batch: int = 4,
-                 seed: int = 0):
+                 seed: int = 0, depth: Literal[8, 16] = 8):
         if min(frames, width, height, fps, batch) < 1:
             raise ValueError("frames, width, height, fps and batch must be positive")
         self.frames, self.width, self.height, self.fps, self.batch, self.seed = frames, width, height, fps, batch, seed
+        self.depth = depth
 
     def setup(self, ctx: StageContext) -> dict[str, VideoInfo]:
-        return {"video": synthetic_info(self.width, self.height, self.fps, self.frames)}
+        return {"video": synthetic_info(self.width, self.height, self.fps, self.frames, self.depth)}
 
     def generate(self) -> Iterator[FrameBatch]:
-        return _iter_batches(self.frames, self.batch, self.width, self.height, self.fps, self.seed)
+        return _iter_batches(self.frames, self.batch, self.width, self.height, self.fps, self.seed, self.depth)
 
 
 @stage("collect")
@@ -82,6 +92,7 @@ class Collect(Stage):
     inputs = {"video": FrameBatch, "audio": AudioChunk}
     outputs: dict[str, type] = {}
     optional_inputs = frozenset({"audio"})
+    depths = frozenset({8, 16})
 
     def __init__(self) -> None:
         self.batches: list[FrameBatch] = []
@@ -103,14 +114,15 @@ class Collect(Stage):
 
 def check_stage_contract(factory: Callable[[], Stage], *, frames: int = 10, batch: int = 4, width: int = 64,
                          height: int = 48, audio: AudioInfo | None = None,
-                         audio_chunks: Sequence[AudioChunk] = ()) -> list[Any]:
+                         audio_chunks: Sequence[AudioChunk] = (), depth: int = 8) -> list[Any]:
     """Drive one stage through its whole lifecycle the way the runtime does, asserting the contract.
 
     Checks: registered under its name; typed params whose defaults pass their own types; ``setup`` describes
     every output port; outputs are well-formed ``FrameBatch``/``AudioChunk`` of the negotiated size with
     increasing pts; a stage with one video input and video out emits exactly the frames it took (unless it
     declares ``frame_count_changes``); inputs are never modified in place; ``teardown`` is idempotent.
-    Returns what it emitted.
+    ``depth`` 16 feeds uint16 frames (the stage must list 16 in ``depths``) and checks that they come out
+    16-bit. Returns what it emitted.
     """
     st = factory()
     cls = type(st)
@@ -120,7 +132,8 @@ def check_stage_contract(factory: Callable[[], Stage], *, frames: int = 10, batc
         if not p.required:
             coerce_param(p, p.default)
     video_ports = [p for p, kind in cls.inputs.items() if kind is FrameBatch]
-    inputs: dict[str, Any] = {p: synthetic_info(width, height, frames=frames) for p in video_ports}
+    assert not video_ports or depth in cls.depths, f"{cls.__name__} does not take {depth}-bit frames (depths)"
+    inputs: dict[str, Any] = {p: synthetic_info(width, height, frames=frames, depth=depth) for p in video_ports}
     if "audio" in cls.inputs and audio is not None:
         inputs["audio"] = audio
     ctx = StageContext(name=cls.registry_name, inputs=inputs, connected_outputs=frozenset(cls.outputs),
@@ -141,13 +154,14 @@ def check_stage_contract(factory: Callable[[], Stage], *, frames: int = 10, batc
                 info = out_infos[port]
                 assert (item.width, item.height) == (info.width, info.height), \
                     f"emitted {item.width}x{item.height}, negotiated {info.width}x{info.height}"
+                assert item.depth == info.depth, f"emitted {item.depth}-bit frames, negotiated {info.depth}-bit"
             emitted.append(item)
 
     ok = False
     try:
         if not cls.inputs:
             collect(st.generate())
-        for b in synthetic_batches(frames, batch, width, height) if video_ports else ():
+        for b in synthetic_batches(frames, batch, width, height, depth=depth) if video_ports else ():
             before = b.frames.clone()
             for port in video_ports:
                 collect(st.process_port(port, b))

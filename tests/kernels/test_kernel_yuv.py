@@ -123,3 +123,40 @@ def test_chroma_is_sited_left_for_mpeg_and_centred_for_jpeg() -> None:
     left, centred = out["yuv420p"], out["yuvj420p"]
     assert left.argmax() == 2 and left[1] == left[3]           # columns 7, 8, 9: symmetric around 8
     assert centred[2] == centred[3] and centred[2] > centred[1]  # columns 8 and 9 equal
+
+
+@settings(max_examples=40, deadline=None)
+@given(fmt=st.sampled_from(FORMATS), w=st.integers(2, 40), h=st.integers(2, 30), matrix=st.sampled_from([1, 6, 9]),
+       full=st.booleans(), seed=st.integers(0, 2**16))
+def test_yuv_to_16_bit_rgb_rounds_the_exact_value(fmt: str, w: int, h: int, matrix: int, full: bool,
+                                                  seed: int) -> None:
+    frame = av.VideoFrame(w, h, fmt)
+    rng = np.random.default_rng(seed)
+    top = (1 << PLANAR[fmt].depth) - 1
+    for p in planes(frame):
+        p[...] = rng.integers(0, top + 1, p.shape)
+    color = ColorInfo(matrix, 2 if full or fmt.startswith("yuvj") else 1, matrix, matrix)
+    got = to_rgb(frame, color, 16)
+    assert got.dtype == np.uint16
+    diff = np.abs(got.astype(np.float64) - reference(frame, color) * 257)
+    assert diff.max() <= 0.5 + 0.02, (fmt, diff.max())  # float32 arithmetic over 65535 codes
+
+
+@settings(max_examples=40, deadline=None)
+@given(fmt=st.sampled_from(["yuv444p", "yuv444p10le", "yuv444p12le", "yuv420p", "yuv420p10le", "yuv422p10le"]),
+       w=st.integers(1, 24).map(lambda n: 2 * n), h=st.integers(1, 16).map(lambda n: 2 * n),
+       matrix=st.sampled_from([1, 6, 9]), full=st.booleans(), seed=st.integers(0, 2**16))
+def test_yuv_survives_16_bit_rgb_and_back_exactly(fmt: str, w: int, h: int, matrix: int, full: bool,
+                                                  seed: int) -> None:
+    """Every code of an in-gamut 8/10/12-bit picture comes back unchanged through vflow's 16-bit RGB frames
+    (4:4:4; subsampled formats with chroma that is flat, where the chroma filters have nothing to do)."""
+    fmt_ = PLANAR[fmt]
+    rng = np.random.default_rng(seed)
+    color = ColorInfo(matrix, 2 if full else 1, matrix, matrix)
+    rgb = rng.integers(4000, 61000, (h, w, 3)).astype(np.uint16)   # inside the gamut, away from its edges
+    if fmt_.sx or fmt_.sy:
+        rgb[...] = rgb[..., :1]            # grey: chroma flat at its centre, luma random
+    source = from_rgb(rgb, fmt, color)
+    back = from_rgb(to_rgb(source, color, 16), fmt, color)
+    for a, b in zip(planes(source), planes(back)):
+        assert np.array_equal(a, b)

@@ -25,6 +25,7 @@ import numpy as np
 
 from . import serialised
 from .frames import ShotWindow
+from .gains import map_channels
 
 GRID = (6, 8)          # block rows, columns
 DARK = 8.0             # blocks darker than this (levels) tell nothing about a gain
@@ -56,23 +57,6 @@ def block_means(frame: np.ndarray, rows: int, cols: int) -> np.ndarray:
                         out[r, c, k] += frame[y, x, k]
             out[r, c] /= max(1, (y1 - y0) * (x1 - x0))
     return out
-
-
-def apply_gains(frame: np.ndarray, gains: np.ndarray, out: np.ndarray) -> None:
-    """``out = clip(round(frame * gains[c]))`` through a per-channel lookup table of every code (an even gain)."""
-    vmax = int(np.iinfo(frame.dtype).max)
-    lut = np.clip(np.floor(np.arange(vmax + 1)[None, :] * gains[:, None] + 0.5), 0, vmax).astype(frame.dtype)
-    _apply_lut(frame, lut, out)
-
-
-@serialised
-@nb.njit(nogil=True, cache=True, parallel=True)
-def _apply_lut(frame: np.ndarray, lut: np.ndarray, out: np.ndarray) -> None:
-    h, w, _ = frame.shape
-    for y in nb.prange(h):
-        for x in range(w):
-            for c in range(3):
-                out[y, x, c] = lut[c, frame[y, x, c]]
 
 
 @serialised
@@ -248,7 +232,7 @@ class Deflicker(ShotWindow):
             if coef[:, 1:].any():
                 apply_field(frame, coef, self.max_gain, int(np.iinfo(frame.dtype).max), done)
             else:
-                apply_gains(frame, np.clip(np.exp(coef[:, 0]), 1 / self.max_gain, self.max_gain), done)
+                map_channels(frame, np.clip(np.exp(coef[:, 0]), 1 / self.max_gain, self.max_gain), np.zeros(3), done)
             out.append(done)
             self._next += 1
             drop = max(0, self._next - self.radius - self._first)

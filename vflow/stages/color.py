@@ -7,6 +7,7 @@ from typing import Literal
 import numpy as np
 import torch
 
+from ..kernels.gains import map_channels
 from ..kernels.lab import LAB_RANGE, lab_grid, remap_lab, rgb_to_lab
 from ..media.probe import read_image
 from ..pipeline.frames import FrameBatch
@@ -101,25 +102,22 @@ class Color(Stage):
             out[2, c] = small[:, c].mean()
         return out * (255 / vmax)
 
-    def _lut(self, state: np.ndarray, dtype: np.dtype) -> np.ndarray:
-        """Per-channel map of every code value of ``dtype`` (256 or 65536 entries) for the smoothed statistics."""
+    def _affine(self, state: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The per-channel map for the smoothed statistics, ``scale * v + offset`` in 8-bit levels: the
+        levels stretch, the balance's gains and the blend with the input are each affine."""
         lo, hi, mean = state
-        vmax = int(np.iinfo(dtype).max)
-        k = vmax / 255
-        v = np.arange(vmax + 1, dtype=np.float64)[:, None] / k   # in 8-bit levels, as the statistics
-        mapped = np.repeat(v, 3, axis=1)
+        scale, offset = np.ones(3), np.zeros(3)
         if self.levels:
             w = float(np.clip((lo.min() - LIFTED) / RAMP, 0.0, 1.0))
             w *= float(np.clip(1.0 - (np.ptp(lo) - NEUTRAL) / NEUTRAL, 0.0, 1.0))
             new_lo = lo - w * SHARE * np.maximum(lo - BLACK, 0.0)
             gain = np.minimum((hi - new_lo) / np.maximum(hi - lo, 1.0), self.max_gain)
-            mapped = new_lo + (v - lo) * gain
+            scale, offset = gain, new_lo - lo * gain
             mean = new_lo + (mean - lo) * gain
         if self.white_balance:
             gains = np.clip(mean.mean() / np.maximum(mean, 1.0), 1.0 / self.max_gain, self.max_gain)
-            mapped = mapped * gains
-        mapped = v + self.strength * (mapped - v)
-        return np.clip(np.rint(mapped * k), 0, vmax).astype(dtype).T.copy()  # (3, vmax + 1)
+            scale, offset = scale * gains, offset * gains
+        return 1.0 + self.strength * (scale - 1.0), self.strength * offset
 
     def process(self, batch: FrameBatch) -> FrameBatch:
         frames = batch.frames.numpy()
@@ -129,9 +127,8 @@ class Color(Stage):
             new_shot = scene != self._scene or self._state is None
             self._state = stats if new_shot else self._state + self.beta * (stats - self._state)
             self._scene = scene
-            lut = self._lut(self._state, frames.dtype)
-            for c in range(3):
-                out[i, ..., c] = lut[c][frame[..., c]]
+            scale, offset = self._affine(self._state)
+            map_channels(frame, scale, offset * (batch.vmax / 255), out[i])
             if self._target is not None:
                 out[i] = self._transfer(out[i], new_shot)
         result = torch.from_numpy(out)
