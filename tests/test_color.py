@@ -205,6 +205,24 @@ def test_lab_kernels_match_the_cie_formulas_and_round_trip() -> None:
     assert np.array_equal(remap_lab(rgb, lab_grid(256)), rgb)  # identity tables change nothing
 
 
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 2**16))
+def test_16_bit_lab_matches_the_formulas_and_round_trips_every_code(seed: int) -> None:
+    from vflow.kernels.lab import lab_grid, lab_to_rgb, lightness, remap_lab, rgb_to_lab, srgb_to_linear
+
+    rgb = np.random.default_rng(seed).integers(0, 65536, (4000, 3)).astype(np.uint16)
+    eight = rgb_to_lab(torch.from_numpy(np.rint(rgb / 257).astype(np.uint8))).numpy()
+    deep = rgb_to_lab(torch.from_numpy(rgb)).numpy()
+    assert np.abs(deep - eight).max() < 1.5          # the same colours, to within an 8-bit step
+    grey = np.arange(0, 65536, 7, dtype=np.uint16)
+    l_star = rgb_to_lab(torch.from_numpy(np.repeat(grey[:, None], 3, 1)))[:, 0].numpy()
+    assert np.abs(l_star - lightness(srgb_to_linear(grey / 65535.0))).max() < 2e-3
+    greys = np.repeat(np.arange(0, 65536, 7, dtype=np.uint16)[:, None], 3, 1)
+    assert torch.equal(lab_to_rgb(rgb_to_lab(torch.from_numpy(greys)), np.uint16), torch.from_numpy(greys))
+    assert torch.equal(lab_to_rgb(rgb_to_lab(torch.from_numpy(rgb)), np.uint16), torch.from_numpy(rgb))
+    assert np.array_equal(remap_lab(rgb, lab_grid(256)), rgb)
+
+
 @settings(max_examples=25, deadline=None)
 @given(index=st.integers(0, 10_000))
 def test_levels_leave_clean_night_and_warm_shots_alone(data_dir: Path, index: int) -> None:

@@ -237,3 +237,26 @@ def test_a_16_bit_stage_does_what_it_does_at_8_bits(name: str) -> None:
     assert eight.shape == sixteen.shape
     diff = np.abs(sixteen / 257 - eight)
     assert diff.mean() < 0.5 and np.quantile(diff, 0.999) <= 2.0, (diff.mean(), diff.max())
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(pix_fmt=st.sampled_from(["yuv420p10le", "yuv422p10le", "yuv444p10le", "yuv420p12le", "yuv444p12le",
+                                "yuv422p16le"]),
+       width=st.integers(32, 160).map(lambda n: 2 * (n // 2)), height=st.integers(8, 48).map(lambda n: 4 * (n // 4)),
+       frames=st.integers(1, 5), batch=st.integers(1, 4))
+def test_deep_sources_of_any_format_and_size_copy_into_ffv1_keeping_every_luma_code(
+        tmp_path_factory: pytest.TempPathFactory, pix_fmt: str, width: int, height: int, frames: int,
+        batch: int) -> None:
+    d = tmp_path_factory.mktemp("deep")
+    write_ramp(d / "in.mkv", pix_fmt, frames=frames, width=width, height=height)
+    copy(d / "in.mkv", d / "out.mkv", "encode.codec=ffv1", "encode.crf=null", "encode.preset=null",
+         f"decode.batch={batch}")
+    with av.open(str(d / "in.mkv")) as a, av.open(str(d / "out.mkv")) as b:
+        ins, outs = list(a.decode(video=0)), list(b.decode(video=0))
+    assert len(ins) == len(outs) == frames
+    for src, out in zip(ins, outs):
+        assert out.format.name == pix_fmt
+        fmt = PLANAR[pix_fmt]
+        rows = height // 2 - 2     # the neutral-chroma rows: nothing clips there
+        y_in, y_out = (np.frombuffer(f.planes[0], fmt.dtype).reshape(height, -1)[:rows, :width] for f in (src, out))
+        assert np.array_equal(y_in, y_out)

@@ -14,6 +14,7 @@ from typing import Iterator, Literal
 
 import av
 import numpy as np
+from .media.color import color_of, to_rgb
 from .media.images import label, write_png
 from .media.probe import MediaError, open_input
 from .media.timestamps import within
@@ -41,7 +42,7 @@ def timed_frames(path: str | Path, start: float | None = None, end: float | None
             if end is not None and t >= end:
                 return
             if within(t, start, end):
-                yield t, frame.to_ndarray(format="rgb24")
+                yield t, to_rgb(frame, color_of(frame))
     finally:
         container.close()
 

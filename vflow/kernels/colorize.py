@@ -51,10 +51,10 @@ SMOOTH = 2                    # radius of the box blur of the looked-up chroma, 
 W_L, W_S = 0.5, 0.5           # feature weights of lightness and local std (Welsh et al.)
 
 
-# CIE L* of a grey level, indexed by 16 x BT.601 luma of 8-bit frames (0..4080, see :func:`_luma16`), or
-# by the luma of 16-bit ones (0..65535): 1/16 of an 8-bit level or finer, either way
+# CIE L* of a grey level, indexed by 16 x BT.601 luma of 8-bit frames (0..4080, see :func:`_luma16`), or by
+# the luma of 16-bit ones / 16 (0..4096): 1/16 of an 8-bit level either way, in a table that stays in cache
 LIGHTNESS = lightness(srgb_to_linear(np.arange(4081) / (16.0 * 255.0))).astype(np.float32)
-LIGHTNESS_DEEP = lightness(srgb_to_linear(np.arange(65536) / 65535.0)).astype(np.float32)
+LIGHTNESS_DEEP = lightness(srgb_to_linear(np.minimum(np.arange(4097) * 16 / 65535.0, 1.0))).astype(np.float32)
 
 
 # the frames to colour are black and white (R = G = B), where the weights do not matter; the reference photo's
@@ -65,13 +65,13 @@ _KW16 = fixed_weights(BT601, 1 << 14)
 @nb.njit(nogil=True, cache=True, inline="always")
 def _luma16(px: np.ndarray, shift: int) -> int:
     """BT.601 luma of an RGB pixel in fixed point (weights sum to 2^14), shifted down by ``shift``: 10 gives
-    16 x the luma of an 8-bit pixel (0..4080), 14 the luma of a 16-bit one (0..65535)."""
+    16 x the luma of an 8-bit pixel (0..4080), 18 the luma of a 16-bit one / 16 (0..4096)."""
     return (_KW16[0] * px[0] + _KW16[1] * px[1] + _KW16[2] * px[2] + (1 << (shift - 1))) >> shift
 
 
 def lightness_of(frame: np.ndarray) -> tuple[np.ndarray, int]:
     """The lightness table and luma shift for frames of ``frame``'s depth (see :func:`_luma16`)."""
-    return (LIGHTNESS, 10) if frame.dtype == np.uint8 else (LIGHTNESS_DEEP, 14)
+    return (LIGHTNESS, 10) if frame.dtype == np.uint8 else (LIGHTNESS_DEEP, 18)
 
 
 @serialised

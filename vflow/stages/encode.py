@@ -146,6 +146,10 @@ class Encode(Stage):
             self.pix_fmt, lost = keeping_format(self.codec, v.pix_fmt, v.depth)
             if lost:
                 ctx.warn(f"{self.codec} cannot hold the source's {v.pix_fmt}: written as {self.pix_fmt} ({lost})")
+            if self.codec == "libx264" and self.pix_fmt != "yuv420p":
+                ctx.warn(f"H.264 in {self.pix_fmt} (kept from the source) plays in VLC, mpv and editors but not in "
+                         f"most browsers, phones and TVs: --set encode.pix_fmt=yuv420p writes one that plays "
+                         f"everywhere")
         if self.codec == "prores_ks":
             self.options.setdefault("profile", _PRORES_PROFILES.get(self.pix_fmt, "3"))
         if v.color.hdr and bits_of(self.pix_fmt) == 8:
