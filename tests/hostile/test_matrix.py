@@ -360,7 +360,9 @@ CASES: dict[str, Case] = {
        for k in ("empty", "text", "missing", "audio")},
     "input-dir": Case(input_kind("dir"), code=2, error=("is a folder", "no video file in", "folder.mp4")),
     **{f"output-{k}": Case(output_kind(k), code=2, error=("stage 'encode'",)) for k in ("dir", "ext", "under-file")},
-    "odd-size-yuv420p": Case(run(COPY, frames=4, size=(63, 47), pix_fmt="yuv444p"), code=2, error=("63x47",)),
+    "odd-size-yuv420p": Case(run(COPY, "--set", "encode.pix_fmt=yuv420p", frames=4, size=(63, 47), pix_fmt="yuv444p"),
+                             code=2, error=("63x47",)),
+    "odd-size-kept-444": Case(run(COPY, frames=4, size=(63, 47), pix_fmt="yuv444p"), check=n_frames(4)),
 }
 
 

@@ -55,7 +55,6 @@ class ColorInfo:
 
 BT601 = ColorInfo(matrix=6).luma_weights(480)   # the luma weights of a stream with no tags below 720 lines
 HDR_TRANSFERS = {16: "PQ (SMPTE ST 2084)", 18: "HLG (ARIB STD-B67)"}  # H.273 transfer code points
-DTYPES = {8: torch.uint8, 16: torch.uint16}   # the RGB depths frames travel at, and their tensor types
 
 
 @dataclass(frozen=True)
