@@ -36,8 +36,8 @@ PQ_MASTER = ("master-display=G(13250,34500)B(7500,3000)R(34000,16000)WP(15635,16
 
 def write_ramp(path: Path, pix_fmt: str, codec: str = "ffv1", frames: int = 6, width: int = 1024, height: int = 64,
                options: dict[str, str] | None = None, color: tuple[int, int, int, int] = (1, 1, 1, 1)) -> int:
-    """A clip whose luma is a ramp over every limited-range level of ``pix_fmt``'s depth (a slow chroma ramp
-    below it) and return how many luma levels it holds. ``color``: (matrix, range, primaries, transfer)."""
+    """A clip whose luma is a ramp over every limited-range level of ``pix_fmt``'s depth, moving a column a
+    frame (a slow chroma ramp below it), and return how many luma levels it holds. ``color``: (matrix, range, primaries, transfer)."""
     fmt = PLANAR[pix_fmt]
     k = 1 << (fmt.depth - 8)
     lo, hi = 16 * k, 235 * k
@@ -51,8 +51,8 @@ def write_ramp(path: Path, pix_fmt: str, codec: str = "ffv1", frames: int = 6, w
             frame = av.VideoFrame(width, height, pix_fmt)
             for p, plane in enumerate(frame.planes):
                 a = np.frombuffer(plane, fmt.dtype).reshape(plane.height, plane.line_size // fmt.dtype().itemsize)
-                if p == 0:
-                    a[:, : plane.width] = ramp[None, :]
+                if p == 0:   # moving one column a frame, so that frames can be told apart
+                    a[:, : plane.width] = np.roll(ramp, i)[None, :]
                 else:  # neutral chroma above, a ramp around it below
                     cw = plane.width
                     a[:, :cw] = 128 * k
@@ -260,3 +260,22 @@ def test_deep_sources_of_any_format_and_size_copy_into_ffv1_keeping_every_luma_c
         rows = height // 2 - 2     # the neutral-chroma rows: nothing clips there
         y_in, y_out = (np.frombuffer(f.planes[0], fmt.dtype).reshape(height, -1)[:rows, :width] for f in (src, out))
         assert np.array_equal(y_in, y_out)
+
+
+@pytest.mark.timeout(300)
+def test_a_chunked_run_of_a_10_bit_422_source_is_the_streaming_run(tmp_path: Path) -> None:
+    from vflow.pipeline.chunked import Options, run_chunked
+
+    write_ramp(tmp_path / "in.mkv", "yuv422p10le", frames=30, width=256, height=64)
+    sets = ("encode.codec=ffv1", "encode.crf=null", "encode.preset=null")
+    copy(tmp_path / "in.mkv", tmp_path / "stream.mkv", *sets)
+    p = vflow.Pipeline.load("copy", input=str(tmp_path / "in.mkv"), output=str(tmp_path / "chunks.mkv"))
+    for s in sets:
+        p.set(s)
+    assert run_chunked(p, Options("chunks", 0.4, workers=1), warn=lambda m: None)["chunks"]["total"] >= 3
+    with av.open(str(tmp_path / "stream.mkv")) as a, av.open(str(tmp_path / "chunks.mkv")) as b:
+        ours, theirs = list(a.decode(video=0)), list(b.decode(video=0))
+    assert len(ours) == len(theirs) == 30
+    for x, y in zip(ours, theirs):
+        assert y.format.name == "yuv422p10le"
+        assert all(bytes(p) == bytes(q) for p, q in zip(x.planes, y.planes))
