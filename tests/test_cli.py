@@ -36,7 +36,9 @@ def test_check_accepts_a_good_graph_and_writes_nothing(capfd: pytest.CaptureFixt
     out = tmp_path / "out.mp4"
     code, stdout, err = vflow(capfd, "check", "copy", "-i", clip24, "-o", out)
     assert code == 0, err
-    assert stdout.strip() == "copy: ok (2 stages, 2 edges)"
+    lines = stdout.strip().splitlines()
+    assert lines[0] == "copy: ok (2 stages, 2 edges)"
+    assert lines[1] == f"  encode: {out}: libx264 yuv420p 128x96 (source yuv420p, 8-bit frames)"
     assert not out.exists() and not out.with_name("out.mp4.partial").exists()
 
 

@@ -317,6 +317,12 @@ def _check(args: argparse.Namespace) -> int:
     pipeline = _load(args)
     pipeline.check()
     print(f"{args.graph}: ok ({len(pipeline.spec.stages)} stages, {len(pipeline.spec.edges)} edges)")
+    for name in pipeline.spec.stages:  # what each encoder will write: a 10-bit capture must not leave as 8-bit
+        what = getattr(pipeline.stage(name), "describe", None)
+        if callable(what) and (text := what()):
+            print(f"  {name}: {text}")
+    for warning in pipeline.warnings:
+        print(f"vflow: warning: {warning}", file=sys.stderr)
     if args.draw:
         from .drawing import as_svg, as_text
 

@@ -164,6 +164,20 @@ class Encode(Stage):
                 ctx.warn(f"{self.codec} does not carry the source's HDR mastering display and light levels "
                          f"(libx265 and libsvtav1 do); players fall back to their defaults")
 
+    def describe(self) -> str:
+        """What the file will hold, after setup: ``out.mkv: libx265 yuv420p10le (source yuv420p10le, 16-bit
+        frames), HDR PQ with mastering metadata``."""
+        v = self.video
+        if v is None:
+            return f"{self.path}: audio only"
+        source = f"source {v.pix_fmt}, " if v.pix_fmt else ""
+        text = f"{self.path}: {self.codec} {self.pix_fmt} {v.width}x{v.height} ({source}{v.depth}-bit frames)"
+        if v.color.hdr:
+            text += f", HDR {HDR_TRANSFERS[v.color.transfer].split()[0]}"
+            if v.hdr is not None:
+                text += " with mastering metadata" if self.codec in CARRIERS else " (its mastering metadata dropped)"
+        return text
+
     def _trial(self) -> None:
         """What the run does, into memory: the real encoders and layouts, a black frame, a silent audio frame
         (or packet, when copied) per stream, the flushes and the trailer (where MP4 writes its index)."""
