@@ -26,7 +26,7 @@ import av
 import numpy as np
 import torch
 
-from vflow.pipeline.frames import FrameBatch
+from vflow.pipeline.frames import ColorInfo, FrameBatch
 from vflow.pipeline.stage import Stage, StageContext
 from vflow.stages.audio_clean import AudioClean  # noqa: F401  (registers the built-ins)
 from vflow.media.deinterlace import Deinterlacer
@@ -35,6 +35,7 @@ from vflow.stages.colorize import Colorize
 from vflow.stages.metrics import Metrics
 from vflow.stages.scene_split import SceneSplit
 from vflow.stages.temporal_smooth import TemporalSmooth
+from vflow.stages.tonemap import ToneMap
 from vflow.testing import synthetic_info
 
 CLIP = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "video" / "clean_scenecut_tears_of_steel_640x360.mp4"
@@ -49,6 +50,7 @@ STAGES: dict[str, Callable[[], Stage]] = {
     "color (reference, meanstd)": lambda: Color(reference=str(PHOTO)),
     "color (reference, histogram)": lambda: Color(reference=str(PHOTO), transfer="histogram"),
     "colorize": lambda: Colorize(reference=str(PHOTO)),
+    "tonemap (PQ input)": ToneMap,
 }
 
 
@@ -63,6 +65,8 @@ def real_batches(n: int, w: int, h: int, batch: int = 8, depth: int = 8) -> list
 
 def fps(make: Callable[[], Stage], batches: list[FrameBatch], w: int, h: int) -> float:
     info = synthetic_info(w, h, depth=batches[0].depth)
+    if make is ToneMap:   # the HDR path: the frames read as PQ BT.2020
+        info = info.replace(color=ColorInfo(9, 1, 9, 16))
     warm = make()   # a whole run on one batch first: every kernel compiled or loaded (a window emits at the end)
     warm.setup(StageContext(name="warm", inputs={"video": info}, connected_outputs=frozenset({"video"})))
     list(_drain(warm.process(batches[0])))

@@ -234,9 +234,9 @@ def _check_accepts(stage: Stage, info: VideoInfo, spec: StageSpec) -> None:
                          spec.where, spec.name, spec.type)
     if info.color.hdr and not stage.hdr:
         raise GraphError(f"works on SDR pictures and the source is HDR ({HDR_TRANSFERS[info.color.transfer]} "
-                         f"transfer): it would change its colours wrongly. Leave this stage out (the copy graph, "
-                         f"scene_split and temporal_smooth with mode: denoise keep HDR as it is), or convert the "
-                         f"clip to SDR first", spec.where, spec.name, spec.type)
+                         f"transfer): it would change its colours wrongly. Put a tonemap stage right after decode "
+                         f"(HDR to SDR BT.709), or leave this stage out (copy, scene_split and temporal_smooth with "
+                         f"mode: denoise keep HDR as it is)", spec.where, spec.name, spec.type)
 
 
 def _instantiate(spec: StageSpec, allow_modules: Sequence[str] = ()) -> Stage:
