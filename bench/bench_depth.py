@@ -66,7 +66,8 @@ def main() -> None:
     ap.add_argument("--size", default="720x480")
     args = ap.parse_args()
     w, h = (int(v) for v in args.size.split("x"))
-    rows: dict[str, dict[int, float]] = {"decode's YUV -> RGB": {}, "encode's RGB -> YUV": {}, "restore (vflow-film-1x)": {}}
+    names = ("decode's YUV -> RGB", "encode's RGB -> YUV", "restore (vflow-film-1x)")
+    rows: dict[str, dict[int, float]] = {name: {} for name in names}
     for depth in (8, 16):
         yuv = frames(args.frames, w, h, depth)
         rgb = [to_rgb(f, COLOR, depth) for f in yuv]

@@ -37,7 +37,8 @@ PQ_MASTER = ("master-display=G(13250,34500)B(7500,3000)R(34000,16000)WP(15635,16
 def write_ramp(path: Path, pix_fmt: str, codec: str = "ffv1", frames: int = 6, width: int = 1024, height: int = 64,
                options: dict[str, str] | None = None, color: tuple[int, int, int, int] = (1, 1, 1, 1)) -> int:
     """A clip whose luma is a ramp over every limited-range level of ``pix_fmt``'s depth, moving a column a
-    frame (a slow chroma ramp below it), and return how many luma levels it holds. ``color``: (matrix, range, primaries, transfer)."""
+    frame (a slow chroma ramp below it), and return how many luma levels it holds.
+    ``color``: (matrix, range, primaries, transfer)."""
     fmt = PLANAR[pix_fmt]
     k = 1 << (fmt.depth - 8)
     lo, hi = 16 * k, 235 * k
@@ -71,6 +72,14 @@ def luma_levels(path: Path) -> tuple[int, str, av.VideoFrame]:
         plane = frame.planes[0]
         y = np.frombuffer(plane, fmt.dtype).reshape(plane.height, -1)[: plane.height // 2, : plane.width]
         return len(np.unique(y)), frame.format.name, frame
+
+
+def one_stage_graph(d: Path, name: str, kind: str) -> dict[str, Any]:
+    """decode ``d/in.mkv`` -> one stage -> encode ``d/o.mkv``, as a dict graph."""
+    return {"vflow": 1, "stages": {"decode": {"type": "decode", "params": {"path": str(d / "in.mkv")}},
+                                   name: {"type": kind},
+                                   "encode": {"type": "encode", "params": {"path": str(d / "o.mkv")}}},
+            "edges": [f"decode.video -> {name} -> encode.video"]}
 
 
 def copy(src: Path, dst: Path, *sets: str) -> None:
@@ -132,10 +141,7 @@ def test_an_8_bit_only_stage_refuses_deep_frames_naming_the_way_out(tmp_path: Pa
             return batch
 
     write_ramp(tmp_path / "in.mkv", "yuv420p10le", frames=2)
-    graph = {"vflow": 1, "stages": {"decode": {"type": "decode", "params": {"path": str(tmp_path / "in.mkv")}},
-                                    "eight": {"type": "test-eight-bit-only"},
-                                    "encode": {"type": "encode", "params": {"path": str(tmp_path / "o.mkv")}}},
-             "edges": ["decode.video -> eight -> encode.video"]}
+    graph = one_stage_graph(tmp_path, "eight", "test-eight-bit-only")
     with pytest.raises(GraphError, match=r"stage 'eight'.*takes 8-bit frames.*16-bit.*yuv420p10le.*decode.depth: 8"):
         vflow.Pipeline.load(graph).build()
     p = vflow.Pipeline.load(graph)
@@ -147,10 +153,7 @@ def test_an_8_bit_only_stage_refuses_deep_frames_naming_the_way_out(tmp_path: Pa
 @pytest.mark.timeout(60)
 def test_an_sdr_only_stage_refuses_pq_input(tmp_path: Path) -> None:
     write_ramp(tmp_path / "in.mkv", "yuv420p10le", frames=2, color=(9, 1, 9, 16))
-    graph = {"vflow": 1, "stages": {"decode": {"type": "decode", "params": {"path": str(tmp_path / "in.mkv")}},
-                                    "color": {"type": "color"},
-                                    "encode": {"type": "encode", "params": {"path": str(tmp_path / "o.mkv")}}},
-             "edges": ["decode.video -> color -> encode.video"]}
+    graph = one_stage_graph(tmp_path, "color", "color")
     with pytest.raises(GraphError, match=r"stage 'color'.*SDR.*PQ"):
         vflow.Pipeline.load(graph).build()
 

@@ -61,18 +61,23 @@ def reference(frame: av.VideoFrame, color: ColorInfo) -> np.ndarray:
     return np.clip(rgb * 255, 0, 255)
 
 
+def random_frame(fmt: str, w: int, h: int, matrix: int, full: bool, seed: int) -> tuple[av.VideoFrame, ColorInfo]:
+    """A frame of ``fmt`` with random codes in every plane, and the colours to read it with."""
+    frame = av.VideoFrame(w, h, fmt)
+    rng = np.random.default_rng(seed)
+    top = (1 << PLANAR[fmt].depth) - 1
+    for p in planes(frame):
+        p[...] = rng.integers(0, top + 1, p.shape)
+    return frame, ColorInfo(matrix, 2 if full or fmt.startswith("yuvj") else 1, matrix, matrix)
+
+
 @settings(max_examples=60, deadline=None)
 @given(fmt=st.sampled_from(FORMATS), w=st.integers(1, 40), h=st.integers(1, 30), matrix=st.sampled_from([1, 6, 9]),
        full=st.booleans(), seed=st.integers(0, 2**16))
 def test_yuv_to_rgb_rounds_the_exact_value(fmt: str, w: int, h: int, matrix: int, full: bool, seed: int) -> None:
     if PLANAR[fmt].sx and w < 2 or PLANAR[fmt].sy and h < 2:
         return
-    frame = av.VideoFrame(w, h, fmt)
-    rng = np.random.default_rng(seed)
-    top = (1 << PLANAR[fmt].depth) - 1
-    for p in planes(frame):
-        p[...] = rng.integers(0, top + 1, p.shape)
-    color = ColorInfo(matrix, 2 if full or fmt.startswith("yuvj") else 1, matrix, matrix)
+    frame, color = random_frame(fmt, w, h, matrix, full, seed)
     ref = reference(frame, color)
     got = to_rgb(frame, color).astype(np.float64)
     diff = np.abs(got - ref)
@@ -130,12 +135,7 @@ def test_chroma_is_sited_left_for_mpeg_and_centred_for_jpeg() -> None:
        full=st.booleans(), seed=st.integers(0, 2**16))
 def test_yuv_to_16_bit_rgb_rounds_the_exact_value(fmt: str, w: int, h: int, matrix: int, full: bool,
                                                   seed: int) -> None:
-    frame = av.VideoFrame(w, h, fmt)
-    rng = np.random.default_rng(seed)
-    top = (1 << PLANAR[fmt].depth) - 1
-    for p in planes(frame):
-        p[...] = rng.integers(0, top + 1, p.shape)
-    color = ColorInfo(matrix, 2 if full or fmt.startswith("yuvj") else 1, matrix, matrix)
+    frame, color = random_frame(fmt, w, h, matrix, full, seed)
     got = to_rgb(frame, color, 16)
     assert got.dtype == np.uint16
     diff = np.abs(got.astype(np.float64) - reference(frame, color) * 257)

@@ -186,9 +186,9 @@ def taps(n: int, f: int) -> tuple[np.ndarray, np.ndarray]:
 @nb.njit(nogil=True, cache=True, parallel=True, fastmath=True)
 def render(frame: np.ndarray, chroma: np.ndarray, gain: float, ty: np.ndarray, fy: np.ndarray, tx: np.ndarray,
            fx: np.ndarray, lut: np.ndarray, shift: int, out: np.ndarray) -> None:
-    """sRGB ``out`` (of ``frame``'s depth) of Lab ``(L, gain * chroma)``: ``L`` is each pixel's own lightness, chroma is
-    upsampled bilinearly from the analysis grid (``ty, fy, tx, fx`` from :func:`taps`); out-of-gamut
-    colours are clipped."""
+    """sRGB ``out`` (of ``frame``'s depth) of Lab ``(L, gain * chroma)``: ``L`` is each pixel's own lightness
+    (``lut`` and ``shift`` from :func:`lightness_of`), chroma is upsampled bilinearly from the analysis grid
+    (``ty, fy, tx, fx`` from :func:`taps`); out-of-gamut colours are clipped."""
     h, w, _ = frame.shape
     _, hs, ws = chroma.shape
     g = np.float32(gain)

@@ -2,7 +2,7 @@
 
 The kernels take either depth: the sRGB-code-to-linear table of the frames' depth is passed in
 (:func:`linear_table`), and Lab is written back at ``vmax`` (255: exact rounding through thresholds;
-65535: the sRGB curve itself, rounded).
+65535: the sRGB curve through an interpolated table, within 0.08 of a code).
 
 ``remap_lab`` is the per-pixel half of colour transfer: each Lab channel goes through its own
 piecewise-linear table sampled on a fixed grid (``lab_grid``) spanning the sRGB gamut, so any

@@ -18,8 +18,9 @@ from ..pipeline.stage import Stage, StageContext
 class Metrics(Stage):
     """Compare two video streams frame by frame (in order): PSNR (dB) and SSIM (scikit-image's
     definition, 7x7 window, on RGB), per frame and mean, over the code range of the deeper input (an 8-bit
-    input is compared with a 16-bit one as v x 257, 8-bit codes exactly). ``path`` writes them as JSON. The runtime holds the
-    faster input back (``paired_inputs``), so at most about a batch of frames waits for its partner.
+    input is compared with a 16-bit one as v x 257, 8-bit codes exactly). ``path`` writes them as JSON.
+    The runtime holds the faster input back (``paired_inputs``), so at most about a batch of frames waits
+    for its partner.
 
     ```yaml
     metrics: {type: metrics, params: {path: report.json}}
