@@ -282,3 +282,18 @@ def test_a_chunked_run_of_a_10_bit_422_source_is_the_streaming_run(tmp_path: Pat
     for x, y in zip(ours, theirs):
         assert y.format.name == "yuv422p10le"
         assert all(bytes(p) == bytes(q) for p, q in zip(x.planes, y.planes))
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("graph", ["copy", "restore_classic", "restore_fast", "restore_full"])
+@pytest.mark.parametrize("source", ["yuv420p", "yuv422p10le", "yuv444p12le"])
+def test_every_shipped_graph_writes_the_source_s_depth_and_chroma(tmp_path: Path, graph: str, source: str) -> None:
+    frames = 6
+    write_ramp(tmp_path / "in.mkv", source, frames=frames, width=128, height=64)
+    report = vflow.Pipeline.load(graph, input=str(tmp_path / "in.mkv"), output=str(tmp_path / "out.mkv")).run()
+    with av.open(str(tmp_path / "out.mkv")) as c:
+        out = list(c.decode(video=0))
+    want, _ = keeping_format("libx264", source, 16 if bits_of(source) > 8 else 8)
+    assert len(out) == frames and {f.format.name for f in out} == {want}
+    assert want.startswith(source[:7])          # H.264 keeps the chroma format (12-bit: as 10-bit)
+    assert report.stages["encode"].frames_in == frames

@@ -93,8 +93,9 @@ def test_check_draws_the_graph(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0] == "restore_classic: ok (6 stages, 6 edges)"
-    assert re.match(r"decode\s+decode\s+video -> scenes.video, audio -> audio.audio$", lines[1])
-    assert re.match(r"encode\s+encode\s+\(sink\)$", lines[6])
+    assert lines[1].startswith("  encode: ") and "libx264 yuv420p" in lines[1]   # what it will write
+    assert re.match(r"decode\s+decode\s+video -> scenes.video, audio -> audio.audio$", lines[2])
+    assert re.match(r"encode\s+encode\s+\(sink\)$", lines[7])
     svg = xml.dom.minidom.parse(str(tmp_path / "g.svg"))
     assert len(svg.getElementsByTagName("rect")) == 6 and len(svg.getElementsByTagName("path")) >= 6
     names = {t.firstChild.data for t in svg.getElementsByTagName("text")}
