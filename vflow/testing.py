@@ -16,7 +16,7 @@ from .pipeline.stage import Stage, StageContext, coerce_param, iter_results, sta
 
 def synthetic_frames(n: int, width: int = 64, height: int = 48, seed: int = 0, start: int = 0,
                      depth: int = 8) -> torch.Tensor:
-    """Deterministic (n, H, W, 3) uint8 frames: a moving gradient with a bright square and seeded noise.
+    """Deterministic (n, H, W, 3) frames: a moving gradient with a bright square and seeded noise, uint8.
     ``depth`` 16 gives uint16 frames: the same picture x 256 plus a fine pattern below the 8-bit level, so
     a stage that loses the extra precision shows it."""
     y, x = np.mgrid[0:height, 0:width]

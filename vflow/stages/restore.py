@@ -23,8 +23,8 @@ class Restore(Stage):
     A temporal model (vflow-film) restores each frame from its window of neighbours within its shot (run
     ``scene_split`` before; the window repeats the shot's end frames rather than cross a cut). Frames go
     to the device in batches of ``batch`` through pinned, double-buffered copies (CUDA) and come back at their
-    own depth (8 or 16 bits); fp16 on CUDA, fp32 on the CPU (``precision: auto``). ``scale`` below the model's scale resizes
-    its output on the device (bicubic, antialiased). ``tile`` bounds memory for any frame size, with
+    own depth (8 or 16 bits); fp16 on CUDA, fp32 on the CPU (``precision: auto``). ``scale`` below the
+    model's scale resizes its output on the device (bicubic, antialiased). ``tile`` bounds memory for any frame size, with
     ``tile_overlap`` pixels of context per tile side (default: the model's own) and the tiles blended.
     The same pixels come out whatever the batch size (within a level, rarely: oneDNN's algorithms vary
     with it).
