@@ -317,10 +317,11 @@ def _check(args: argparse.Namespace) -> int:
     pipeline = _load(args)
     pipeline.check()
     print(f"{args.graph}: ok ({len(pipeline.spec.stages)} stages, {len(pipeline.spec.edges)} edges)")
+    from .stages.encode import Encode
+
     for name in pipeline.spec.stages:  # what each encoder will write: a 10-bit capture must not leave as 8-bit
-        what = getattr(pipeline.stage(name), "describe", None)
-        if callable(what) and (text := what()):
-            print(f"  {name}: {text}")
+        if isinstance(st := pipeline.stage(name), Encode):
+            print(f"  {name}: {st.describe()}")
     for warning in pipeline.warnings:
         print(f"vflow: warning: {warning}", file=sys.stderr)
     if args.draw:
