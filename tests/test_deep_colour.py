@@ -100,6 +100,15 @@ def test_a_10_bit_ramp_keeps_its_levels_through_copy_into_ffv1(tmp_path: Path) -
 
 
 @pytest.mark.timeout(120)
+def test_asking_x264_for_10_bits_gives_10_bit_content(tmp_path: Path) -> None:
+    """The issue's case: pix_fmt yuv420p10le used to give 220 of a 10-bit ramp's 877 levels (8-bit frames)."""
+    levels = write_ramp(tmp_path / "in.mkv", "yuv420p10le")
+    copy(tmp_path / "in.mkv", tmp_path / "out.mp4", "encode.pix_fmt=yuv420p10le")
+    kept, fmt, _ = luma_levels(tmp_path / "out.mp4")
+    assert fmt == "yuv420p10le" and kept >= 0.95 * levels
+
+
+@pytest.mark.timeout(120)
 def test_a_422_10_bit_ramp_stays_422_10_bit_through_copy_into_prores(tmp_path: Path) -> None:
     levels = write_ramp(tmp_path / "in.mkv", "yuv422p10le")
     copy(tmp_path / "in.mkv", tmp_path / "out.mov", "encode.codec=prores_ks", "encode.crf=null", "encode.preset=null")
