@@ -197,6 +197,17 @@ def test_odd_size_says_what_is_wrong_and_the_way_out(tmp_path: Path) -> None:
     assert _copy(tmp_path / "in.mp4", tmp_path / "out.mp4")[0] == 0   # the source's 4:4:4 is kept: any size
 
 
+@pytest.mark.parametrize(("codec", "preset", "says"), [("libsvtav1", "veryfast", "0 \\(slowest, best\\) to 13"),
+                                                     ("libx264", "7", "ultrafast, superfast"),
+                                                     ("libx265", "quick", "medium, slow")])
+def test_a_preset_of_another_encoder_is_refused_with_the_valid_ones(codec: str, preset: str, says: str) -> None:
+    with pytest.raises(vflow.GraphError, match=rf"stage 'encode'.*preset '{preset}' is not an .*{says}"):
+        vflow.Pipeline.load({"stages": {"src": {"type": "synthetic"},
+                                        "encode": {"type": "encode",
+                                                   "params": {"path": "out.mkv", "codec": codec, "preset": preset}}},
+                             "edges": ["src -> encode.video"]}).build()
+
+
 @pytest.mark.parametrize(("codec", "crf", "top"), [("libx264", 52, 51), ("libx265", -1, 51), ("libsvtav1", 64, 63)])
 def test_crf_out_of_range_is_refused_with_the_range(codec: str, crf: int, top: int) -> None:
     with pytest.raises(vflow.GraphError, match=rf"stage 'encode'.*crf {crf} is out of range for {codec}: "

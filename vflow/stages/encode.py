@@ -30,6 +30,8 @@ _CODECS: dict[str, tuple[int | None, str | None, str, dict[str, str]]] = {
     "ffv1": (None, None, "bgr0", {"level": "3", "slicecrc": "1"}),  # ffv1 takes no 8-bit gbrp
     "prores_ks": (None, None, "yuv422p10le", {}),
 }
+_X26X_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
+                 "placebo")
 _PRORES_PROFILES = {"yuv422p10le": "3", "yuv444p10le": "4", "yuva444p10le": "4"}  # HQ, 4444
 _FIELD_ORDERS = {"tff": 2, "bff": 3, "tb": 4, "bt": 5}  # AVFieldOrder
 _INTERLACED_FLAGS = 0x40000 | 0x20000000  # AV_CODEC_FLAG_INTERLACED_DCT | AV_CODEC_FLAG_INTERLACED_ME
@@ -77,6 +79,10 @@ class Encode(Stage):
             raise ValueError(f"crf does not apply to {codec}")
         if preset is not None and default_preset is None:
             raise ValueError(f"preset does not apply to {codec}")
+        if preset is not None and codec == "libsvtav1" and not (preset.isdigit() and 0 <= int(preset) <= 13):
+            raise ValueError(f"preset '{preset}' is not an SVT-AV1 preset: use 0 (slowest, best) to 13 (fastest)")
+        if preset is not None and codec in ("libx264", "libx265") and preset not in _X26X_PRESETS:
+            raise ValueError(f"preset '{preset}' is not an x264/x265 preset: use one of {', '.join(_X26X_PRESETS)}")
         top = {"libx264": 51, "libx265": 51, "libsvtav1": 63}.get(codec, 0)
         if crf is not None and not 0 <= crf <= top:
             raise ValueError(f"crf {crf} is out of range for {codec}: use 0 to {top} (lower is better quality)")
