@@ -307,3 +307,14 @@ def test_every_shipped_graph_writes_the_source_s_depth_and_chroma(tmp_path: Path
     assert len(out) == frames and {f.format.name for f in out} == {want}
     assert want.startswith(source[:7])          # H.264 keeps the chroma format (12-bit: as 10-bit)
     assert report.stages["encode"].frames_in == frames
+
+
+@pytest.mark.timeout(120)
+def test_an_hlg_phone_clip_keeps_its_transfer_through_copy_and_is_refused_by_sdr_stages(tmp_path: Path) -> None:
+    write_ramp(tmp_path / "in.mkv", "yuv420p10le", codec="libx265", color=(9, 1, 9, 18),
+               options={"x265-params": "log-level=error"})
+    copy(tmp_path / "in.mkv", tmp_path / "out.mkv", "encode.codec=libx265")
+    _, fmt, frame = luma_levels(tmp_path / "out.mkv")
+    assert fmt == "yuv420p10le" and (frame.colorspace, frame.color_primaries, frame.color_trc) == (9, 9, 18)
+    with pytest.raises(GraphError, match=r"stage 'color'.*HLG.*tonemap"):
+        vflow.Pipeline.load(one_stage_graph(tmp_path, "color", "color")).build()
