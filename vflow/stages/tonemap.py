@@ -45,7 +45,7 @@ class ToneMap(Stage):
             return {"video": video}
         self._hlg = video.color.transfer == HLG
         self.peak_nits = self.peak or _source_peak(video)
-        self._tables = {d: linear_table(video.color.transfer, (1 << d) - 1) for d in (8, 16)}
+        self._table = linear_table(video.color.transfer, video.vmax)   # the depth is fixed at build time
         self.color = ColorInfo(BT709, video.color.range, BT709, BT709)
         self.source = HDR_TRANSFERS[video.color.transfer]
         return {"video": video.replace(color=self.color, hdr=None)}
@@ -55,9 +55,8 @@ class ToneMap(Stage):
             return batch
         frames = batch.frames.numpy()
         out = np.empty_like(frames)
-        lin = self._tables[batch.depth]
         for i in range(len(frames)):
-            tonemap(frames[i], lin, self._hlg, np.float32(self.knee), np.float32(self.peak_nits / REFERENCE_WHITE),
+            tonemap(frames[i], self._table, self._hlg, np.float32(self.knee), np.float32(self.peak_nits / REFERENCE_WHITE),
                     np.float32(HLG_PEAK / REFERENCE_WHITE), out[i], batch.vmax)
         return batch.replace(frames=torch.from_numpy(out), color=self.color)
 
