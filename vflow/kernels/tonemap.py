@@ -15,10 +15,11 @@ import numba as nb
 import numpy as np
 
 from . import serialised
+from ..pipeline.frames import HDR_TRANSFERS
 
 REFERENCE_WHITE = 203.0   # cd/m² of HDR reference white (BT.2408): SDR white is mapped from about here
 HLG_PEAK = 1000.0         # cd/m² of the display HLG's OOTF is computed for
-PQ, HLG = 16, 18          # H.273 transfer code points
+PQ, HLG = sorted(HDR_TRANSFERS)   # H.273 transfer code points 16 and 18
 
 # BT.2020 -> BT.709 on linear light (BT.2087), and the luma weights of each
 TO_709 = np.array([[1.6605, -0.5876, -0.0728], [-0.1246, 1.1329, -0.0083], [-0.0182, -0.1006, 1.1187]], np.float32)

@@ -130,9 +130,13 @@ def bits_of(pix_fmt: str) -> int:
         return 8
 
 
-def subsampling(pix_fmt: str) -> tuple[int, int]:
-    """The chroma subsampling shifts (x, y) of a pixel format: 4:2:0 (1, 1), 4:2:2 (1, 0), RGB/grey (0, 0)."""
-    fmt = av.VideoFormat(pix_fmt, 64, 64)
-    if fmt.is_rgb or len(fmt.components) < 3:
-        return 0, 0
+def subsampling(pix_fmt: str) -> tuple[int, int] | None:
+    """The chroma subsampling shifts (x, y) of a YUV pixel format: 4:2:0 (1, 1), 4:2:2 (1, 0); None for a
+    format with no chroma of its own (RGB, grey, palette) or an unknown name."""
+    try:
+        fmt = av.VideoFormat(pix_fmt, 64, 64)
+    except ValueError:
+        return None
+    if fmt.is_rgb or fmt.has_palette or len(fmt.components) < 3:
+        return None
     return (64 // fmt.chroma_width()).bit_length() - 1, (64 // fmt.chroma_height()).bit_length() - 1

@@ -400,10 +400,10 @@ def keeping_format(codec: str, source: str | None, depth: int) -> tuple[str, str
     if codec == "ffv1" and depth == 8:
         return usual, ""
     bits = min(bits_of(source), 16) if source and depth == 16 else 8
-    if source and _has_chroma(source):
-        sx, sy = subsampling(source)
-    else:  # RGB, grey, unknown: lossless FFV1 keeps every sample, the others take their usual chroma
-        sx, sy = (0, 0) if codec == "ffv1" else (PLANAR[usual].sx, PLANAR[usual].sy)
+    kept = subsampling(source) if source else None
+    if kept is None:  # RGB, grey, unknown: lossless FFV1 keeps every sample, the others take their usual chroma
+        kept = (0, 0) if codec == "ffv1" else (PLANAR[usual].sx, PLANAR[usual].sy)
+    sx, sy = kept
     density = 1 / (1 << (sx + sy))   # chroma samples per pixel
     names = [f.name for f in av.codec.Codec(codec, "w").video_formats or []]
     cands = [(n, PLANAR[n]) for n in names if n in PLANAR and not n.startswith("yuvj")]
@@ -421,14 +421,6 @@ def keeping_format(codec: str, source: str | None, depth: int) -> tuple[str, str
     if 1 / (1 << (f.sx + f.sy)) < density:
         lost.append("less chroma")
     return name, ", ".join(lost)
-
-
-def _has_chroma(pix_fmt: str) -> bool:
-    try:
-        fmt = av.VideoFormat(pix_fmt)
-    except ValueError:
-        return False
-    return not fmt.is_rgb and not fmt.has_palette and len(fmt.components) >= 3
 
 
 def _size_hint(pix_fmt: str, width: int, height: int) -> str | None:
