@@ -24,6 +24,10 @@ _LEVELS = np.linspace(0.0, 1.0, 1025)  # quantile levels sampled from the refere
 # unknown: half the way never overshot). Chosen on vflow.evalclips' tune part (bench/bench_color_levels.py):
 # clean tune shots have black points up to 58.
 LIFTED, RAMP, BLACK, SHARE, NEUTRAL = 56.0, 16.0, 8.0, 0.5, 12.0
+# A fade lifts every pixel, so even the deepest ones (the FLOOR x clip fraction) sit just under the black point
+# (faded tune shots: at most 11.2 levels under it); a bright, hazy clean shot keeps a thin tail of real shadows
+# far below it. The evidence takes the black point no higher than the floor + DEEP.
+FLOOR, DEEP = 0.2, 12.0
 
 
 @stage("color")
@@ -33,8 +37,9 @@ class Color(Stage):
     Each frame's per-channel black and white points (the ``clip`` fraction of pixels at each end) and
     channel means are followed by a moving average that restarts at every scene cut, so a correction
     never pumps from frame to frame inside a shot. ``levels`` brings lifted blacks down, per channel, and
-    only where the shot shows it is faded: every channel's black point high (above :data:`LIFTED`) and
-    alike (a fade lifts the dyes alike; shadows of one colour are a choice of light). The white point
+    only where the shot shows it is faded: every channel's black point high (above :data:`LIFTED`), with
+    no tail of deep shadows under it (a fade lifts every pixel; a bright, hazy shot keeps its few deep ones),
+    and alike (a fade lifts the dyes alike; shadows of one colour are a choice of light). The white point
     stays: low whites may be a night scene. A clean, well-exposed shot, a night scene or a warm one is
     left as it is; ``max_gain`` bounds the stretch. ``white_balance`` scales the channels to a common
     grey (grey world); ``saturation`` scales chroma around the stream's luma; ``strength`` blends the
@@ -79,7 +84,7 @@ class Color(Stage):
     def setup(self, ctx: StageContext) -> None:
         self._luma = torch.tensor(stream_luma(ctx))   # saturation scales chroma around the stream's luma
         self._scene: int | None = None
-        self._state: np.ndarray | None = None  # (3, 3): black point, white point, mean per channel
+        self._state: np.ndarray | None = None  # (4, 3): black point, white point, mean, floor per channel
         self._shot: np.ndarray | None = None  # the shot's smoothed Lab statistics, as _lab_stats gives them
         self._target: np.ndarray | None = None  # the reference's: mean/spread, or quantiles at _LEVELS
         if self.reference:
@@ -93,22 +98,23 @@ class Color(Stage):
         of the thresholds, whatever the depth)."""
         small = frame[::4, ::4].reshape(-1, 3)
         vmax = int(np.iinfo(frame.dtype).max)
-        out = np.empty((3, 3))
+        out = np.empty((4, 3))
         for c in range(3):
             cdf = np.cumsum(np.bincount(small[:, c], minlength=vmax + 1))
             n = cdf[-1]
             out[0, c] = np.searchsorted(cdf, self.clip * n)
             out[1, c] = np.searchsorted(cdf, (1 - self.clip) * n)
             out[2, c] = small[:, c].mean()
+            out[3, c] = np.searchsorted(cdf, FLOOR * self.clip * n)
         return out * (255 / vmax)
 
     def _affine(self, state: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The per-channel map for the smoothed statistics, ``scale * v + offset`` in 8-bit levels: the
         levels stretch, the balance's gains and the blend with the input are each affine."""
-        lo, hi, mean = state
+        lo, hi, mean, floor = state
         scale, offset = np.ones(3), np.zeros(3)
         if self.levels:
-            w = float(np.clip((lo.min() - LIFTED) / RAMP, 0.0, 1.0))
+            w = float(np.clip((min(lo.min(), floor.min() + DEEP) - LIFTED) / RAMP, 0.0, 1.0))
             w *= float(np.clip(1.0 - (np.ptp(lo) - NEUTRAL) / NEUTRAL, 0.0, 1.0))
             new_lo = lo - w * SHARE * np.maximum(lo - BLACK, 0.0)
             gain = np.minimum((hi - new_lo) / np.maximum(hi - lo, 1.0), self.max_gain)
