@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from kernel_media import cuts, decode
-from vflow.evalclips import match_cuts
+from vflow.evalclips import clips, match_cuts
 from vflow.kernels.scene import SceneDetector
 
 TOLERANCE = 1  # frames
@@ -59,3 +59,15 @@ def test_reset_restarts_indices():
 def test_rejects_wrong_dtype():
     with pytest.raises(ValueError, match="uint8"):
         SceneDetector().push(np.zeros((2, 16, 16, 3), np.float32))
+
+
+@pytest.mark.parametrize("kind", ["cuts", "action"])
+def test_f1_on_generated_check_clips(data_dir, kind):
+    """Hard cuts between shots from different clips (flashes, dissolves and fades as distractors), and between
+    shots full of fast action (whip pans, things passing close to the lens): F1 >= 0.9 over 12 clips of the
+    check part (measured 1.00 and 0.945 on these; the settings were chosen on the tune part)."""
+    hits = missed = false = 0
+    for clip in clips(kind, "check", 12, data_dir, first=200):
+        h, m, f = match_cuts(detect(clip.frames, batch=16), clip.cuts, clip.gradual, TOLERANCE)
+        hits, missed, false = hits + h, missed + m, false + f
+    assert 2 * hits / (2 * hits + missed + false) >= 0.9, (hits, missed, false)

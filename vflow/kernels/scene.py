@@ -8,9 +8,10 @@ shake, gate weave), plus a weighted histogram distance.
 
 A frame ``t`` starts a new shot when the frames just before it (``t-L .. t-1``) and the frames from
 it on (``t .. t+L-1``) are far apart *pairwise* — the closest cross pair still differs — while the
-frames inside each side stay close together. This rejects one-frame flashes and objects sweeping
-past the camera (the picture comes back, so some cross pair is close), and flickering or fast
-action (large differences inside a side). The cross distance must also beat an absolute floor and
+frames inside the sides stay close together (the mean of the two sides' spreads: a burst of action
+on one side alone does not hide a cut that the other side's calm shows). This rejects one-frame
+flashes and objects sweeping past the camera (the picture comes back, so some cross pair is close),
+and flickering or fast action (large differences inside the sides). The cross distance must also beat an absolute floor and
 a multiple of the rolling median of recent frame-to-frame differences.
 
 Each pair distance is computed once, when its later frame arrives; only the last ``2L - 1`` frames'
@@ -229,7 +230,9 @@ def decide_cuts(dist: np.ndarray, first: int, t0: int, t1: int, end: int, last_c
     found = 0
     for t in range(t0, t1 + 1):
         a, b = max(first, t - window), min(end, t + window)
-        skip_pre = _outlier(dist, first, a, t, t, isolation)
+        # never t - 1 (nor t after it): the frame next to the candidate that differs from its side is motion
+        # setting in (a still title that starts to move), not a flash to leave out
+        skip_pre = _outlier(dist, first, a, t, t - 1, isolation)
         skip_post = _outlier(dist, first, t, b, t, isolation)
         held = min(count, diffs.shape[0])
         baseline = np.median(diffs[:held]) if held else 0.0
@@ -241,7 +244,9 @@ def decide_cuts(dist: np.ndarray, first: int, t0: int, t1: int, end: int, last_c
             for j in range(t, b):
                 if i != skip_pre and j != skip_post:
                     cross = min(cross, dist[j - first, j - i])
-        inside = max(_spread(dist, first, a, t, skip_pre), _spread(dist, first, t, b, skip_post))
+        # the sides' mean spread: action on one side alone (a passer just after the cut) does not veto a cut
+        # that the other side's calm shows plainly
+        inside = 0.5 * (_spread(dist, first, a, t, skip_pre) + _spread(dist, first, t, b, skip_post))
         if (t - last_cut >= min_scene_len and cross >= min_score and cross >= contrast * (inside + 2.0)
                 and cross >= median_ratio * baseline):
             cuts[found] = t
