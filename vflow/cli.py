@@ -85,7 +85,7 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--baselines", help="comma-separated baselines (input, hqdn3d, nlmeans, model:NAME, graph:NAME; "
                                        "'' for none; default: input, hqdn3d, nlmeans, restore_classic, two Real-ESRGAN)")
     e.add_argument("--config", default="configs/film1x.yaml", help="the training config whose validation files to use")
-    e.add_argument("--clips", type=int, default=4, help="clips per degradation family (default 4)")
+    e.add_argument("--clips", type=int, help="clips per degradation family (default 16: vflow.evaluate.EVAL_CLIPS)")
     e.add_argument("--frames", type=int, default=9, help="frames per clip, odd (default 9)")
     e.add_argument("--size", type=int, default=192, help="clip side in pixels (default 192)")
     e.add_argument("--families", help="rows to score (default: blur,noise,compression,film,vhs,mix,clean)")
@@ -367,13 +367,13 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _eval_methods(args: argparse.Namespace) -> int:
-    from .evaluate import DEFAULT_METHODS, ROWS, eval_pairs, score, table
+    from .evaluate import DEFAULT_METHODS, EVAL_CLIPS, ROWS, eval_pairs, score, table
     from .train.loop import data_config, load_config
 
     try:
         dcfg = data_config(load_config(args.config))
         families = [f for f in args.families.split(",") if f] if args.families is not None else list(ROWS)
-        pairs = eval_pairs(dcfg, args.clips, args.frames, args.size, families)
+        pairs = eval_pairs(dcfg, args.clips or EVAL_CLIPS, args.frames, args.size, families)
     except (OSError, ValueError, KeyError) as e:
         raise VflowError(f"eval: {e}") from e
     methods = [m for m in args.baselines.split(",") if m] if args.baselines is not None else list(DEFAULT_METHODS)
