@@ -11,8 +11,8 @@ it on (``t .. t+L-1``) are far apart *pairwise* — the closest cross pair still
 frames inside the sides stay close together (the mean of the two sides' spreads: a burst of action
 on one side alone does not hide a cut that the other side's calm shows). This rejects one-frame
 flashes and objects sweeping past the camera (the picture comes back, so some cross pair is close),
-and flickering or fast action (large differences inside the sides). The cross distance must also beat an absolute floor and
-a multiple of the rolling median of recent frame-to-frame differences.
+and flickering or fast action (large differences inside the sides). The cross distance must also
+beat an absolute floor and a multiple of the rolling median of recent frame-to-frame differences.
 
 Each pair distance is computed once, when its later frame arrives; only the last ``2L - 1`` frames'
 features and distances are kept, so memory does not grow with the video. The kernels are serial: the
