@@ -373,7 +373,7 @@ def _eval_methods(args: argparse.Namespace) -> int:
     try:
         dcfg = data_config(load_config(args.config))
         families = [f for f in args.families.split(",") if f] if args.families is not None else list(ROWS)
-        pairs = eval_pairs(dcfg, args.clips or EVAL_CLIPS, args.frames, args.size, families)
+        pairs = eval_pairs(dcfg, EVAL_CLIPS if args.clips is None else args.clips, args.frames, args.size, families)
     except (OSError, ValueError, KeyError) as e:
         raise VflowError(f"eval: {e}") from e
     methods = [m for m in args.baselines.split(",") if m] if args.baselines is not None else list(DEFAULT_METHODS)
