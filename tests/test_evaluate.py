@@ -79,6 +79,14 @@ def test_cli_prints_the_table(capsys: pytest.CaptureFixture[str]) -> None:
     assert [line.split("|")[1].strip() for line in out.splitlines()[2:]] == ["input", "hqdn3d", "model:vflow-film-1x"]
 
 
+def test_cli_scores_baselines_alone(capsys: pytest.CaptureFixture[str]) -> None:
+    """One baseline row at a time (the slow Real-ESRGAN rows apart from the rest)."""
+    assert main(["eval", "--baselines", "hqdn3d", "--clips", "1", "--frames", "3", "--size", "64",
+                 "--families", "blur", "--config", str(CONFIG)]) == 0
+    out = capsys.readouterr().out
+    assert [line.split("|")[1].strip() for line in out.splitlines()[2:]] == ["hqdn3d"]
+
+
 def test_cli_eval_without_inputs_or_models_is_an_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["eval"]) == 2
     assert "--reference" in capsys.readouterr().err

@@ -354,10 +354,10 @@ def _stages(_: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    if args.model or args.graph:
+    if args.model or args.graph or args.baselines:
         return _eval_methods(args)
     if not (args.reference and args.distorted):
-        raise VflowError("eval: give --reference and --distorted, or --model/--graph to score methods")
+        raise VflowError("eval: give --reference and --distorted, or --model/--graph/--baselines to score methods")
     from .report import reference_scores
 
     s = reference_scores(args.reference, args.distorted, not args.no_ssim, args.json)

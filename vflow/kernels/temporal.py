@@ -118,10 +118,14 @@ def match_blocks(tp: tuple[np.ndarray, ...], kp: tuple[np.ndarray, ...], ft: np.
     difference (``ft``, ``fk`` uint8) at that displacement into ``res`` (nby, nbx).
 
     The search covers ``search`` px at the coarsest level that the frame has (1/16: +-16 ``search`` full-res
-    px), each finer level refines it by +-1, and the zero vector is kept where it matches as well."""
+    px), each finer level refines it by +-1, and the zero vector is kept where it matches as well. A coarse
+    level can lead a block astray on fine texture (its aliases match there), and no +-1 step brings it back;
+    so each block then also tries its neighbours' vectors at full resolution, twice over, keeping the best
+    (a pan's true motion spreads from the blocks that found it)."""
     t0, k0 = tp[0], kp[0]
     h, w = t0.shape
     nby, nbx = vec.shape[0], vec.shape[1]
+    cost = np.empty((nby, nbx), np.float32)
     for by in nb.prange(nby):
         for bx in range(nbx):
             y0, x0 = by * block, bx * block
@@ -135,20 +139,29 @@ def match_blocks(tp: tuple[np.ndarray, ...], kp: tuple[np.ndarray, ...], ft: np.
                 margin = 0 if searched else MARGIN
                 ay0, ay1 = _span(y0, y1, shift, a.shape[0], margin)
                 ax0, ax1 = _span(x0, x1, shift, a.shape[1], margin)
-                cost = MOTION_COST * (1 << shift)
+                level_cost = MOTION_COST * (1 << shift)
                 if searched:
-                    vy, vx, _ = _best(a, b, ay0, ay1, ax0, ax1, 2 * vy, 2 * vx, 1, cost)
+                    vy, vx, _ = _best(a, b, ay0, ay1, ax0, ax1, 2 * vy, 2 * vx, 1, level_cost)
                 else:
-                    vy, vx, _ = _best(a, b, ay0, ay1, ax0, ax1, 0, 0, search, cost)
+                    vy, vx, _ = _best(a, b, ay0, ay1, ax0, ax1, 0, 0, search, level_cost)
                     searched = True
             if searched:
                 # full resolution on every other row: half the cost, the same vectors but for a few ties
                 vy, vx, c = _best(t0, k0, y0, y1, x0, x1, 2 * vy, 2 * vx, 1, MOTION_COST, 2)
-                if _sad(t0, k0, y0, y1, x0, x1, 0, 0, 2) <= c:
-                    vy = vx = 0
+                zero = _sad(t0, k0, y0, y1, x0, x1, 0, 0, 2)
+                if zero <= c:
+                    vy, vx, c = 0, 0, zero
             else:
-                vy, vx, _ = _best(t0, k0, y0, y1, x0, x1, 0, 0, search, MOTION_COST)
+                vy, vx, c = _best(t0, k0, y0, y1, x0, x1, 0, 0, search, MOTION_COST)
             vec[by, bx, 0], vec[by, bx, 1] = vy, vx
+            cost[by, bx] = c
+    for _ in range(2):
+        _adopt_neighbours(t0, k0, block, vec.copy(), cost.copy(), vec, cost)
+    for by in nb.prange(nby):
+        for bx in range(nbx):
+            y0, x0 = by * block, bx * block
+            y1, x1 = min(y0 + block, h), min(x0 + block, w)
+            vy, vx = vec[by, bx, 0], vec[by, bx, 1]
             acc = 0.0
             for y in range(y0, y1, 2):   # every other row, as above
                 for x in range(x0, x1):
@@ -156,6 +169,34 @@ def match_blocks(tp: tuple[np.ndarray, ...], kp: tuple[np.ndarray, ...], ft: np.
                         d = np.float32(ft[y, x, c]) - np.float32(fk[y + vy, x + vx, c])
                         acc += d * d
             res[by, bx] = acc / (3 * ((y1 - y0 + 1) // 2) * (x1 - x0))
+
+
+@nb.njit(nogil=True, cache=True, parallel=True, fastmath=True)
+def _adopt_neighbours(t0: np.ndarray, k0: np.ndarray, block: int, prev: np.ndarray, prev_cost: np.ndarray,
+                      vec: np.ndarray, cost: np.ndarray) -> None:
+    """Each block whose 8 neighbours (``prev``, their costs ``prev_cost``) hold a vector that matches it
+    better than its own takes the best of them, refined by +-1 at full resolution (every other row), into
+    ``vec`` and ``cost``."""
+    h, w = t0.shape
+    nby, nbx = prev.shape[0], prev.shape[1]
+    for by in nb.prange(nby):
+        for bx in range(nbx):
+            y0, x0 = by * block, bx * block
+            y1, x1 = min(y0 + block, h), min(x0 + block, w)
+            best, vy, vx = prev_cost[by, bx], prev[by, bx, 0], prev[by, bx, 1]
+            moved = False
+            for ny in range(max(by - 1, 0), min(by + 2, nby)):
+                for nx in range(max(bx - 1, 0), min(bx + 2, nbx)):
+                    cy, cx = prev[ny, nx, 0], prev[ny, nx, 1]
+                    if (cy == vy and cx == vx) or y0 + cy < 0 or y1 + cy > h or x0 + cx < 0 or x1 + cx > w:
+                        continue
+                    c = _sad(t0, k0, y0, y1, x0, x1, cy, cx, 2) + MOTION_COST * (abs(cy) + abs(cx))
+                    if c < best:
+                        best, vy, vx, moved = c, cy, cx, True
+            if moved:
+                vy, vx, best = _best(t0, k0, y0, y1, x0, x1, vy, vx, 1, MOTION_COST, 2)
+            vec[by, bx, 0], vec[by, bx, 1] = vy, vx
+            cost[by, bx] = best
 
 
 @serialised
