@@ -303,7 +303,7 @@ def test_graphs_with_two_encoders_are_refused(tmp_path: Path, clip: Path) -> Non
 
 # -- resume, invalidation, the command line ---------------------------------------------------------------
 def write_temporal_clip(path: Path, frames: int = 250) -> None:
-    write_gop_clip(path, [Fraction(i, 25) for i in range(frames)], gop=25, size=(320, 240))
+    write_gop_clip(path, [Fraction(i, 25) for i in range(frames)], gop=25, size=(160, 120))
 
 
 def test_killed_run_resumes_identically(tmp_path: Path) -> None:

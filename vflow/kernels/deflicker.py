@@ -88,18 +88,55 @@ def _axis(i: int, n: int) -> float:
     return (2.0 * i + 1.0) / n - 1.0 if n > 1 else 0.0
 
 
+@nb.njit(nogil=True, cache=True)
 def trend(y: np.ndarray, lam: float, iters: int = 30) -> np.ndarray:
-    """L1 trend filtering of ``y`` (n,): argmin ||y - z||^2 / 2 + lam * ||D2 z||_1, by IRLS."""
+    """L1 trend filtering of ``y`` (n,): argmin ||y - z||^2 / 2 + lam * ||D2 z||_1, by IRLS.
+
+    Each step solves (I + lam D2' W D2) z = y, a symmetric pentadiagonal system, by its banded LDL'
+    factorisation: O(n) a step where a dense solve is O(n^3) (9 series a frame, 30 steps each)."""
     n = len(y)
+    z = y.astype(np.float64)
     if n < 4 or lam <= 0:
-        return y.copy()
-    d2 = np.zeros((n - 2, n))
-    i = np.arange(n - 2)
-    d2[i, i], d2[i, i + 1], d2[i, i + 2] = 1.0, -2.0, 1.0
-    z, eye = y.copy(), np.eye(n)
+        return z
+    a0, a1, a2 = np.empty(n), np.empty(n), np.empty(n)     # the diagonal and the two below it
+    d, l1, l2, v = np.empty(n), np.zeros(n), np.zeros(n), np.empty(n)
     for _ in range(iters):
-        w = 1.0 / np.maximum(np.abs(d2 @ z), 1e-4)
-        z = np.linalg.solve(eye + lam * d2.T @ (w[:, None] * d2), y)
+        a0[:] = 1.0
+        a1[:] = 0.0
+        a2[:] = 0.0
+        for i in range(n - 2):   # row i of D2 is 1, -2, 1 at columns i, i + 1, i + 2
+            w = lam / max(abs(z[i] - 2.0 * z[i + 1] + z[i + 2]), 1e-4)
+            a0[i] += w
+            a0[i + 1] += 4.0 * w
+            a0[i + 2] += w
+            a1[i] -= 2.0 * w
+            a1[i + 1] -= 2.0 * w
+            a2[i] += w
+        for j in range(n):
+            dj = a0[j]
+            if j >= 1:
+                dj -= l1[j - 1] * l1[j - 1] * d[j - 1]
+            if j >= 2:
+                dj -= l2[j - 2] * l2[j - 2] * d[j - 2]
+            d[j] = dj
+            if j + 1 < n:
+                l1[j] = (a1[j] - (l2[j - 1] * l1[j - 1] * d[j - 1] if j >= 1 else 0.0)) / dj
+            if j + 2 < n:
+                l2[j] = a2[j] / dj
+        for j in range(n):
+            vj = y[j]
+            if j >= 1:
+                vj -= l1[j - 1] * v[j - 1]
+            if j >= 2:
+                vj -= l2[j - 2] * v[j - 2]
+            v[j] = vj
+        for j in range(n - 1, -1, -1):
+            zj = v[j] / d[j]
+            if j + 1 < n:
+                zj -= l1[j] * z[j + 1]
+            if j + 2 < n:
+                zj -= l2[j] * z[j + 2]
+            z[j] = zj
     return z
 
 

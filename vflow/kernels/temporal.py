@@ -152,7 +152,8 @@ def match_blocks(tp: tuple[np.ndarray, ...], kp: tuple[np.ndarray, ...], ft: np.
                 if zero <= c:
                     vy, vx, c = 0, 0, zero
             else:
-                vy, vx, c = _best(t0, k0, y0, y1, x0, x1, 0, 0, search, MOTION_COST)
+                # a frame too small for a pyramid: search at full resolution, every other row as the rest
+                vy, vx, c = _best(t0, k0, y0, y1, x0, x1, 0, 0, search, MOTION_COST, 2)
             vec[by, bx, 0], vec[by, bx, 1] = vy, vx
             cost[by, bx] = c
     for _ in range(2):
