@@ -112,24 +112,19 @@ def trend(y: np.ndarray, lam: float, iters: int = 30) -> np.ndarray:
             a1[i] -= 2.0 * w
             a1[i + 1] -= 2.0 * w
             a2[i] += w
-        for j in range(n):
-            dj = a0[j]
+        for j in range(n):   # factorise and solve L v = y in one pass
+            dj, vj = a0[j], y[j]
             if j >= 1:
                 dj -= l1[j - 1] * l1[j - 1] * d[j - 1]
+                vj -= l1[j - 1] * v[j - 1]
             if j >= 2:
                 dj -= l2[j - 2] * l2[j - 2] * d[j - 2]
-            d[j] = dj
+                vj -= l2[j - 2] * v[j - 2]
+            d[j], v[j] = dj, vj
             if j + 1 < n:
                 l1[j] = (a1[j] - (l2[j - 1] * l1[j - 1] * d[j - 1] if j >= 1 else 0.0)) / dj
             if j + 2 < n:
                 l2[j] = a2[j] / dj
-        for j in range(n):
-            vj = y[j]
-            if j >= 1:
-                vj -= l1[j - 1] * v[j - 1]
-            if j >= 2:
-                vj -= l2[j - 2] * v[j - 2]
-            v[j] = vj
         for j in range(n - 1, -1, -1):
             zj = v[j] / d[j]
             if j + 1 < n:
